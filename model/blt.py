@@ -1,0 +1,264 @@
+"""The Byte Latent Transformer, top to bottom as the paper draws it.
+
+bytes ──► byte + hash n-gram embeddings ──► local encoder (bytes, sliding window)
+             │                                    │ max-pool each patch, project to k slots,
+             │                                    ▼ cross-attend slots → their patch's bytes
+             │                          global transformer (one position per patch)
+             ▼                                    │ project to k slots
+        local decoder: each byte cross-attends the last patch that ended at or before it ──► next-byte logits
+
+Numerics and masks follow Meta's `bytelatent` code (the released weights were trained with it); the
+transformers port differs in places listed in shared/blt-reference.md §8, and this file takes Meta's side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from . import patcher
+from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
+from .layers import CrossAttention, RMSNorm, TransformerConfig, TransformerStack
+from .patcher import PatchingConfig
+from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
+
+HASH_PRIMES = (1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899, 9576890767,
+               3628273133, 2860486313, 5463458053, 3367900313)
+
+
+@dataclass
+class BLTConfig:
+    local_encoder: TransformerConfig
+    global_transformer: TransformerConfig
+    local_decoder: TransformerConfig
+    cross_attn_k: int = 2  # slots per patch
+    cross_attn_heads_encoder: int | None = None  # default: the local model's heads
+    cross_attn_heads_decoder: int | None = None
+    cross_attn_kv_heads_encoder: int | None = None  # default: as many as query heads (Meta)
+    cross_attn_kv_heads_decoder: int | None = None
+    cross_attn_all_layers_encoder: bool = False
+    cross_attn_all_layers_decoder: bool = True
+    cross_attn_window_encoder: int | None = None  # patches a slot may see, its own included (None: only its own)
+    cross_attn_window_decoder: int | None = None
+    hash_ngram_sizes: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+    hash_vocab: int = 500002
+    hash_functions: int = 1
+    global_document_mask: bool = False  # Meta's attn_bias_type "block_causal" for the global transformer
+    vocab_size: int = VOCAB_SIZE
+    patching: PatchingConfig = field(default_factory=PatchingConfig)
+    entropy_model: EntropyModelConfig | None = field(default_factory=EntropyModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.local_encoder.dim != self.local_decoder.dim:
+            raise ValueError("the local decoder reads the encoder's byte states: their dims must match")
+        if self.cross_attn_k < 1:
+            raise ValueError("cross_attn_k must be at least 1")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for name in ("local_encoder", "global_transformer", "local_decoder"):
+            d[name]["n_kv_heads"], d[name]["ffn_dim"] = getattr(self, name).n_kv_heads, getattr(self, name).ffn_dim
+        if self.entropy_model is not None:
+            d["entropy_model"] = self.entropy_model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> BLTConfig:
+        d = dict(d)
+        for name in ("local_encoder", "global_transformer", "local_decoder"):
+            d[name] = TransformerConfig(**d[name])
+        d["patching"] = PatchingConfig(**d.get("patching", {}))
+        d["entropy_model"] = EntropyModelConfig(**d["entropy_model"]) if d.get("entropy_model") else None
+        d["hash_ngram_sizes"] = tuple(d.get("hash_ngram_sizes", (3, 4, 5, 6, 7, 8)))
+        return cls(**d)
+
+
+def blt_1b_config() -> BLTConfig:
+    """facebook/blt-1b as transformers' defaults and converter describe it (the loader reads the real file)."""
+    local = dict(n_heads=16, ffn_dim=2816, rope_theta=500000.0, sliding_window=512)
+    return BLTConfig(TransformerConfig(1024, 1, **local),
+                     TransformerConfig(2048, 25, 16, ffn_dim=5632, rope_theta=500000.0),
+                     TransformerConfig(1024, 9, **local), cross_attn_k=2)
+
+
+def blt_7b_config() -> BLTConfig:
+    """facebook/blt-7b (the paper's BLT 8B) from the paper's appendix: k·1280 ≠ 4096 needs a projection."""
+    local = dict(n_heads=20, ffn_dim=3584, rope_theta=500000.0, sliding_window=512)
+    return BLTConfig(TransformerConfig(1280, 1, **local),
+                     TransformerConfig(4096, 32, 32, ffn_dim=11008, rope_theta=500000.0),
+                     TransformerConfig(1280, 6, **local), cross_attn_k=4)
+
+
+# --- hash n-gram embeddings -------------------------------------------------------------------------
+
+
+def hash_ngram_ids(tokens: Tensor, n: int, prime: int, vocab: int) -> Tensor:
+    """Bucket of the n-gram ending at each position: Σ_j x_{i-n+1+j}·prime^j over int64 with wraparound
+    (the oldest byte gets power 0; BOE ids pad the left), then mod vocab with a non-negative result."""
+    padded = torch.cat([tokens.new_zeros(tokens.shape[0], n - 1), tokens], dim=1)
+    windows = padded.unfold(1, n, 1)
+    powers = torch.tensor(prime, dtype=torch.int64, device=tokens.device) ** torch.arange(n, device=tokens.device)
+    return (windows * powers).sum(-1) % vocab
+
+
+def patch_window_mask(query_patch: Tensor, key_patch: Tensor, window: int | None) -> Tensor:
+    """Cross-attention mask [B, 1, Q, K]: a query of patch j sees keys of patch j, or of j-window+1..j."""
+    if window is None:
+        allowed = query_patch == key_patch
+    else:
+        allowed = (key_patch <= query_patch) & (key_patch > query_patch - window)
+    return allowed[:, None]
+
+
+# --- the three parts --------------------------------------------------------------------------------
+
+
+class LocalEncoder(TransformerStack):
+    """Byte-level transformer; after its last layer (or every layer) k slots per patch, initialised by
+    max-pooling the patch's bytes, cross-attend to exactly those bytes."""
+
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.local_encoder)
+        d, k = cfg.local_encoder.dim, cfg.cross_attn_k
+        self.k, self.all_layers, self.window = k, cfg.cross_attn_all_layers_encoder, cfg.cross_attn_window_encoder
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, d)
+        self.patch_embedding_projection = nn.Linear(d, k * d, bias=False)
+        heads = cfg.cross_attn_heads_encoder or cfg.local_encoder.n_heads
+        self.cross_attn_layers = nn.ModuleList(
+            CrossAttention(d, heads, cfg.cross_attn_kv_heads_encoder, cfg.local_encoder.norm_eps)
+            for _ in range(cfg.local_encoder.n_layers if self.all_layers else 1))
+
+    def pool(self, h: Tensor, pids: Tensor, num_patches: int) -> Tensor:
+        """Max over each patch's bytes, projected to k slots [B, P·k, D]; an empty patch pools to 0."""
+        B, _, D = h.shape
+        pooled = h.new_zeros(B, num_patches, D).scatter_reduce(1, pids[..., None].expand(-1, -1, D), h, "amax", include_self=False)
+        return self.patch_embedding_projection(pooled).reshape(B, num_patches * self.k, D)
+
+    def forward(self, embeds: Tensor, doc: Tensor, pids: Tensor, num_patches: int) -> tuple[Tensor, Tensor]:
+        positions = torch.arange(embeds.shape[1], device=embeds.device)
+        rope, mask = self.rope(positions), self.mask(doc)
+        slot_patch = torch.arange(num_patches * self.k, device=embeds.device) // self.k
+        cross_mask = patch_window_mask(slot_patch[None, :, None], pids[:, None, :], self.window)
+        h, slots = embeds, None
+        for i, layer in enumerate(self.layers):
+            h, _ = layer(h, rope, mask)
+            if self.all_layers or i == len(self.layers) - 1:
+                if slots is None:
+                    slots = self.pool(h, pids, num_patches)
+                slots = slots + self.cross_attn_layers[i if self.all_layers else 0](slots, h, cross_mask)
+        return h, slots
+
+
+class GlobalTransformer(TransformerStack):
+    """The large latent transformer: one position per patch, causal, no norm and no head of its own."""
+
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.global_transformer)
+        in_dim = cfg.cross_attn_k * cfg.local_encoder.dim
+        self.token_embedding_projection = (
+            nn.Linear(in_dim, cfg.global_transformer.dim, bias=False) if in_dim != cfg.global_transformer.dim else None)
+
+    def forward(self, patches: Tensor, doc: Tensor | None = None) -> Tensor:
+        if self.token_embedding_projection is not None:
+            patches = self.token_embedding_projection(patches)
+        h, _ = super().forward(patches, torch.arange(patches.shape[1], device=patches.device), doc)
+        return h
+
+
+class LocalDecoder(TransformerStack):
+    """Byte-level transformer over the encoder's byte states; before its first (or every) layer each byte
+    cross-attends to the k slots of the last patch that ended at or before it."""
+
+    def __init__(self, cfg: BLTConfig):
+        super().__init__(cfg.local_decoder)
+        d, k = cfg.local_decoder.dim, cfg.cross_attn_k
+        self.k, self.all_layers, self.window = k, cfg.cross_attn_all_layers_decoder, cfg.cross_attn_window_decoder
+        self.patch_embedding_projection = nn.Linear(cfg.global_transformer.dim, k * d, bias=False)
+        heads = cfg.cross_attn_heads_decoder or cfg.local_decoder.n_heads
+        self.cross_attn_layers = nn.ModuleList(
+            CrossAttention(d, heads, cfg.cross_attn_kv_heads_decoder, cfg.local_decoder.norm_eps)
+            for _ in range(cfg.local_decoder.n_layers if self.all_layers else 1))
+        self.norm = RMSNorm(d, cfg.local_decoder.norm_eps)
+        self.output = nn.Linear(d, cfg.vocab_size, bias=False)
+
+    def slots(self, global_out: Tensor) -> Tensor:
+        """Global outputs [B, P, D_G] → decoder slots [B, P·k, D]."""
+        B, P, _ = global_out.shape
+        return self.patch_embedding_projection(global_out).reshape(B, P * self.k, -1)
+
+    def forward(self, h: Tensor, global_out: Tensor, dpids: Tensor, doc: Tensor) -> Tensor:
+        slots = self.slots(global_out)
+        slot_patch = torch.arange(slots.shape[1], device=h.device) // self.k
+        cross_mask = patch_window_mask(dpids[:, :, None], slot_patch[None, None, :], self.window)
+        rope, mask = self.rope(torch.arange(h.shape[1], device=h.device)), self.mask(doc)
+        for i, layer in enumerate(self.layers):
+            if self.all_layers or i == 0:
+                h = h + self.cross_attn_layers[i](h, slots, cross_mask)
+            h, _ = layer(h, rope, mask)
+        return self.output(self.norm(h)).float()
+
+
+class BLT(nn.Module):
+    def __init__(self, config: BLTConfig):
+        super().__init__()
+        self.config = config
+        n_tables = config.hash_functions * len(config.hash_ngram_sizes)
+        self.local_encoder = LocalEncoder(config)
+        self.encoder_hash_tok_embedding = nn.ModuleList(
+            nn.Embedding(config.hash_vocab, config.local_encoder.dim) for _ in range(n_tables))
+        self.global_transformer = GlobalTransformer(config)
+        self.local_decoder = LocalDecoder(config)
+        self.entropy_model = EntropyModel(config.entropy_model) if config.entropy_model else None
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Byte embedding plus one hashed n-gram embedding per (hash function, n), summed in Meta's order."""
+        e = self.local_encoder.tok_embeddings(tokens)
+        tables = iter(self.encoder_hash_tok_embedding)
+        for f in range(self.config.hash_functions):
+            for n in self.config.hash_ngram_sizes:
+                e = e + next(tables)(hash_ngram_ids(tokens, n, HASH_PRIMES[f % len(HASH_PRIMES)], self.config.hash_vocab))
+        return e
+
+    @torch.no_grad()
+    def internal_patch_lengths(self, tokens: Tensor) -> Tensor:
+        """Patch lengths in Meta's convention (rows sum to T+1, the next byte's slot included)."""
+        cfg = self.config.patching
+        entropies = None
+        if cfg.mode == "entropy":
+            if self.entropy_model is None:
+                raise ValueError("this BLT patches by entropy but has no entropy model: pass patch_lengths")
+            entropies = self.entropy_model.entropies(tokens)
+        return patcher.patch_lengths(tokens, cfg, entropies)
+
+    def patch_lengths(self, tokens: Tensor) -> Tensor:
+        """The patches the forward pass would use, [B, num_patches], each row summing to T (BOS's patch first)."""
+        check_tokens(tokens)
+        return patcher.public_lengths(self.internal_patch_lengths(tokens))
+
+    def forward(self, tokens: Tensor, patch_lengths: Tensor | None = None) -> Tensor:
+        """Next-byte logits [B, T, 260] (float32). Patches come from the entropy model unless given."""
+        check_tokens(tokens)
+        B, T = tokens.shape
+        if patch_lengths is None:
+            lengths = self.internal_patch_lengths(tokens)
+            if (lengths[:, 0] != 1).any():
+                raise ValueError(f"{self.config.patching.mode} patching does not put BOS alone in the first patch, "
+                                 "which the BLT requires")
+        else:
+            lengths = patcher.internal_lengths(patch_lengths.to(tokens.device), T)
+        num_patches = lengths.shape[1]
+        doc = document_ids(tokens)
+        h, slots = self.local_encoder(self.embed(tokens), doc, patcher.patch_ids(lengths, T), num_patches)
+        global_doc = None
+        if self.config.global_document_mask:
+            global_doc = document_ids(torch.where(self._patch_has_eos(tokens, lengths), EOS_ID, 0))
+        global_out = self.global_transformer(slots.reshape(B, num_patches, -1), global_doc)
+        return self.local_decoder(h, global_out, patcher.decoder_patch_ids(lengths, T), doc)
+
+    @staticmethod
+    def _patch_has_eos(tokens: Tensor, lengths: Tensor) -> Tensor:
+        pids = patcher.patch_ids(lengths, tokens.shape[1])
+        has = torch.zeros(lengths.shape, dtype=torch.long, device=tokens.device)
+        return has.scatter_reduce(1, pids, (tokens == EOS_ID).long(), "amax").bool()

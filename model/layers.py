@@ -1,0 +1,222 @@
+"""Building blocks shared by the entropy model, the BLT and the BPE baseline.
+
+Numerics follow Meta's `bytelatent/base_transformer.py`: RMSNorm statistics and RoPE rotations in float32
+(rounded once back to the activation dtype), interleaved RoPE pairs, SwiGLU feed-forward, no biases.
+
+Every attention layer takes the keys and values of earlier positions (`past`) and returns its own, so the
+same code serves a full forward pass and a cached, byte-by-byte generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KV = tuple[Tensor, Tensor]  # keys, values: [B, n_kv_heads, T, head_dim], RoPE already applied to keys
+
+
+@dataclass
+class TransformerConfig:
+    """Shape of one stack of transformer blocks (entropy model, local encoder/decoder, global, baseline)."""
+
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int | None = None
+    ffn_dim: int | None = None
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    sliding_window: int | None = None  # keys per query, the query itself included (xformers' convention)
+
+    def __post_init__(self) -> None:
+        self.n_kv_heads = self.n_kv_heads or self.n_heads
+        self.ffn_dim = self.ffn_dim or ffn_hidden_dim(self.dim)
+        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ValueError(f"dim {self.dim}, n_heads {self.n_heads}, n_kv_heads {self.n_kv_heads} do not divide")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+
+def ffn_hidden_dim(dim: int, multiplier: float = 1.0, multiple_of: int = 256) -> int:
+    """Meta's SwiGLU width: 2/3 of 4·dim, scaled, rounded up to a multiple of `multiple_of`."""
+    hidden = int(multiplier * int(2 * 4 * dim / 3))
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+
+
+def rope_angles(head_dim: int, theta: float, positions: Tensor) -> tuple[Tensor, Tensor]:
+    """cos and sin [T, head_dim/2] (float32) for integer positions [T]."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device)[: head_dim // 2].float() / head_dim))
+    angles = torch.outer(positions.float(), freqs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: Tensor, rope: tuple[Tensor, Tensor]) -> Tensor:
+    """Rotate interleaved pairs (x[2m], x[2m+1]) of x [B, H, T, hd] in float32."""
+    cos, sin = rope
+    xf = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = xf[..., 0], xf[..., 1]
+    out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)
+    return out.flatten(-2).to(x.dtype)
+
+
+@dataclass
+class CausalMask:
+    """Which keys each query may see: causal, optionally a sliding window and documents (EOS resets).
+
+    Keys are numbered 0..Tk-1 (cached ones first); the queries are the last Tq of them. `doc` [B, Tk] is
+    the document index of each key, as in Meta's block-diagonal xformers masks.
+    """
+
+    window: int | None = None
+    doc: Tensor | None = None
+
+    def dense(self, q_idx: Tensor, k_idx: Tensor) -> Tensor:
+        """Boolean mask [B or 1, 1, len(q_idx), len(k_idx)] for absolute key indices of queries and keys."""
+        q, k = q_idx[:, None], k_idx[None, :]
+        allowed = k <= q
+        if self.window is not None:
+            allowed = allowed & (k > q - self.window)
+        allowed = allowed[None]
+        if self.doc is not None:
+            allowed = allowed & (self.doc[:, q_idx][:, :, None] == self.doc[:, k_idx][:, None, :])
+        return allowed[:, None]
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """Scaled dot-product attention; grouped kv heads are repeated; rows with no visible key give 0."""
+    if k.shape[1] != q.shape[1]:
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if mask is not None:
+        out = torch.where(mask.any(-1, keepdim=True), out, 0.0)
+    return out
+
+
+class Attention(nn.Module):
+    """Causal self-attention with RoPE. Long inputs with a sliding window run block by block, so memory
+    grows with T·window rather than T²."""
+
+    block_size = 512
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, past: KV | None = None) -> tuple[Tensor, KV]:
+        B, T, _ = x.shape
+        q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2), rope)
+        k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2), rope)
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        Tk = k.shape[2]
+        q_idx = torch.arange(Tk - T, Tk, device=x.device)
+        if mask.window is None or T <= 2 * self.block_size:
+            out = attend(q, k, v, mask.dense(q_idx, torch.arange(Tk, device=x.device)))
+        else:
+            blocks = []
+            for s in range(0, T, self.block_size):
+                qi = q_idx[s : s + self.block_size]
+                k0, k1 = max(0, int(qi[0]) - mask.window + 1), int(qi[-1]) + 1
+                ki = torch.arange(k0, k1, device=x.device)
+                blocks.append(attend(q[:, :, s : s + len(qi)], k[:, :, k0:k1], v[:, :, k0:k1], mask.dense(qi, ki)))
+            out = torch.cat(blocks, dim=2)
+        return self.wo(out.transpose(1, 2).reshape(B, T, -1)), (k, v)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.attention = Attention(cfg)
+        self.feed_forward = FeedForward(cfg.dim, cfg.ffn_dim)
+        self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, past: KV | None = None) -> tuple[Tensor, KV]:
+        h, kv = self.attention(self.attention_norm(x), rope, mask, past)
+        h = x + h
+        return h + self.feed_forward(self.ffn_norm(h)), kv
+
+
+class TransformerStack(nn.Module):
+    """`n_layers` blocks with their RoPE; the body of every model in this project."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+
+    def rope(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        return rope_angles(self.cfg.head_dim, self.cfg.rope_theta, positions)
+
+    def mask(self, doc: Tensor | None) -> CausalMask:
+        return CausalMask(self.cfg.sliding_window, doc)
+
+    def forward(self, x: Tensor, positions: Tensor, doc: Tensor | None = None,
+                past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+        rope, mask = self.rope(positions), self.mask(doc)
+        cache = []
+        for i, layer in enumerate(self.layers):
+            x, kv = layer(x, rope, mask, None if past is None else past[i])
+            cache.append(kv)
+        return x, cache
+
+
+class CrossAttention(nn.Module):
+    """Pre-normed cross-attention without RoPE; returns x + attention, as Meta's module does."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, norm_eps: float = 1e-5):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads or n_heads, dim // n_heads
+        self.cross_attn_norm_q = RMSNorm(dim, norm_eps)
+        self.cross_attn_norm_kv = RMSNorm(dim, norm_eps)
+        self.wq = nn.Linear(dim, n_heads * self.head_dim, bias=False)
+        self.wk = nn.Linear(dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wv = nn.Linear(dim, self.n_kv_heads * self.head_dim, bias=False)
+        self.wo = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+
+    def keys_values(self, kv: Tensor) -> KV:
+        """Keys and values of the attended states; a generator computes them once per patch and caches them."""
+        B, S, _ = kv.shape
+        kv = self.cross_attn_norm_kv(kv)
+        k = self.wk(kv).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.wv(kv).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        return k, v
+
+    def forward(self, x: Tensor, kv: Tensor | KV, mask: Tensor | None) -> Tensor:
+        B, T, _ = x.shape
+        k, v = self.keys_values(kv) if isinstance(kv, Tensor) else kv
+        q = self.wq(self.cross_attn_norm_q(x)).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        out = attend(q, k, v, mask)
+        return x + self.wo(out.transpose(1, 2).reshape(B, T, -1))
