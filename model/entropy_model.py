@@ -63,10 +63,11 @@ class EntropyModel(TransformerStack):
     def forward(self, tokens: Tensor) -> Tensor:
         """Next-byte logits [B, T, 260] (float32) for byte ids [B, T]."""
         check_tokens(tokens)
-        chunks = [self._chunk_logits(c) for c in tokens.split(self.config.max_seqlen, dim=1)]
+        chunks = [self.window_logits(c) for c in tokens.split(self.config.max_seqlen, dim=1)]
         return torch.cat(chunks, dim=1)
 
-    def _chunk_logits(self, tokens: Tensor) -> Tensor:
+    def window_logits(self, tokens: Tensor) -> Tensor:
+        """Logits of one context window (at most max_seqlen bytes), positions from 0; no input checks."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         h, _ = super().forward(self.tok_embeddings(tokens), positions, document_ids(tokens))
         return self.output(self.norm(h)).float()

@@ -76,12 +76,12 @@ def _hub(call, repo_id: str):  # noqa: ANN001, ANN202 - a thin error translator 
             "log in with `hf auth login` or set HF_TOKEN).") from e
     except RevisionNotFoundError as e:
         raise CheckpointError(f"{repo_id}: revision not found") from e
-    except EntryNotFoundError as e:
-        raise CheckpointError(f"{repo_id} lacks a file the checkpoint needs: {e}") from e
     except LocalEntryNotFoundError as e:
         raise CheckpointError(
             f"{repo_id} is not in the local Hugging Face cache and the Hub cannot be reached (offline?). "
             "Connect once to download it, or pass a local folder.") from e
+    except EntryNotFoundError as e:
+        raise CheckpointError(f"{repo_id} lacks a file the checkpoint needs: {e}") from e
 
 
 def _fetch(folder: Path, hub_path: str | None, name: str) -> Path:

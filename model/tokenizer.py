@@ -21,7 +21,9 @@ def encode(text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
     """
     if not isinstance(text, str):
         raise ValueError(f"encode expects a str, got {type(text).__name__}")
-    data = text.encode("utf-8", errors="replace") if _has_surrogates(text) else text.encode("utf-8")
+    if _has_surrogates(text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    data = text.encode("utf-8")
     return ([BOS_ID] if add_bos else []) + [b + OFFSET for b in data] + ([EOS_ID] if add_eos else [])
 
 

@@ -1,0 +1,81 @@
+"""Command line: `python -m model analyze "TEXT"` prints per-byte entropies and the patches.
+
+    python -m model analyze "The famous composer from Salzburg"
+    python -m model analyze --file notes.md --mode monotonic --threshold 0.5 --json
+    python -m model analyze --model facebook/blt-entropy "Hello"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .analysis import SCHEMES, analyze, segment, solve_threshold
+from .loading import CheckpointError, load_entropy_model
+from .patcher import DEFAULT_THRESHOLD
+from .tokenizer import byte_glyph
+
+
+def rows(analysis, seg) -> list[dict]:
+    """One record per byte of the text: the same fields as the web page's CSV/JSON download."""
+    unit = seg.unit_of_byte()
+    starts = set(seg.starts)
+    ent = analysis.byte_entropies.tolist()
+    return [{"byte": i, "hex": f"{b:02x}", "char": byte_glyph(b + 4), "entropy_nats": round(ent[i], 6),
+             "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i], "starts_patch": i in starts}
+            for i, b in enumerate(analysis.data)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="entropy per byte and patch boundaries of a text")
+    a.add_argument("text", nargs="?", help="the text (or use --file)")
+    a.add_argument("--file", type=Path, help="read the text from a UTF-8 file")
+    a.add_argument("--model", default=None, help="entropy model: Hub repo id or folder (default: the shipped one)")
+    a.add_argument("--mode", choices=[s for s in SCHEMES if s != "bpe"], default="entropy")
+    a.add_argument("--threshold", type=float, default=None, help=f"nats (default {DEFAULT_THRESHOLD:.4f})")
+    a.add_argument("--target-patch-size", type=float, default=None, help="solve the threshold for this size")
+    a.add_argument("--stride", type=int, default=4, help="static mode's patch size")
+    a.add_argument("--max-patch-length", type=int, default=None)
+    a.add_argument("--max-bytes", type=int, default=100_000)
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    try:
+        if (args.text is None) == (args.file is None):
+            raise ValueError("give the text or --file, not both")
+        text = args.text if args.file is None else args.file.read_bytes().decode("utf-8")
+        analysis = analyze(text, load_entropy_model(args.model), args.max_bytes)
+        threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+        if args.target_patch_size is not None:
+            threshold, _ = solve_threshold(analysis, args.target_patch_size, args.mode == "monotonic")
+        seg = segment(analysis, args.mode, threshold, args.stride, args.max_patch_length)
+    except (ValueError, OSError, UnicodeDecodeError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    summary = {"bytes": len(analysis.data), "truncated_from": analysis.original_bytes if analysis.truncated else None,
+               "mode": args.mode, "threshold_nats": seg.threshold, "patches": seg.units,
+               "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
+    records = rows(analysis, seg)
+    if args.json:
+        spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
+        print(json.dumps({"summary": summary, "bytes": records, "patches": spans}, ensure_ascii=False))
+        return 0
+    print(f"{'byte':>6} {'hex':>4} {'char':>6} {'H(bits)':>8} {'patch':>6}")
+    for r in records:
+        mark = "│" if r["starts_patch"] else " "
+        print(f"{r['byte']:>6} {r['hex']:>4} {r['char']:>6} {r['entropy_bits']:>8.3f} {mark}{r['patch']:>5}")
+    print()
+    for s, e in seg.spans:
+        print("│" + "".join(byte_glyph(b + 4) for b in analysis.data[s:e]), end="")
+    print("│\n")
+    print("  ".join(f"{k}: {v}" for k, v in summary.items() if v is not None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""What the explorer shows about a text: per-byte entropies and predictions, and patches by each scheme.
+
+The entropy model runs once per text (`analyze`); every patching scheme is then a cheap function of the
+cached result (`segment`), so a threshold slider re-patches without running the model again. The CLI,
+the web page and the benchmarks all call these two functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from . import patcher
+from .entropy_model import EntropyModel, entropy_from_logits
+from .patcher import PatchingConfig
+from .tokenizer import BOS_ID, OFFSET, encode, ids_to_bytes
+
+DEFAULT_MAX_BYTES = 100_000
+TOP_K = 5
+
+
+@dataclass
+class Analysis:
+    """The entropy model's reading of one text. Position 0 is BOS; byte i of `data` is position i+1."""
+
+    data: bytes  # the analysed UTF-8 bytes (the first max_bytes of the text)
+    original_bytes: int  # bytes in the whole text; more than len(data) when it was cut
+    entropies: Tensor  # [T] nats: entropies[p] is the uncertainty, at position p, about position p+1
+    top_ids: Tensor  # [T, TOP_K] most likely next ids at each position
+    top_probs: Tensor  # [T, TOP_K]
+    nats: Tensor  # [T-1] -log p(actual next byte) at each position
+    bpe_lengths: list[int] | None = None  # bytes per BPE token, when a tokenizer was given
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_bytes > len(self.data)
+
+    @property
+    def tokens(self) -> Tensor:
+        return torch.tensor([BOS_ID] + [b + OFFSET for b in self.data])
+
+    @property
+    def byte_entropies(self) -> Tensor:
+        """[len(data)] entropy (nats) of the prediction *of* each byte: the quantity that opens a patch."""
+        return self.entropies[:-1]
+
+    @property
+    def bits_per_byte(self) -> float:
+        return float(self.nats.mean()) / math.log(2) if len(self.nats) else float("nan")
+
+
+@dataclass
+class Segmentation:
+    """A text cut into units (patches or tokens): byte spans over `data`, in order, covering it exactly."""
+
+    scheme: str
+    spans: list[tuple[int, int]]
+    threshold: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def starts(self) -> list[int]:
+        return [s for s, _ in self.spans]
+
+    @property
+    def units(self) -> int:
+        return len(self.spans)
+
+    @property
+    def bytes_per_unit(self) -> float:
+        return (self.spans[-1][1] / len(self.spans)) if self.spans else 0.0
+
+    def unit_of_byte(self) -> list[int]:
+        out = []
+        for i, (s, e) in enumerate(self.spans):
+            out += [i] * (e - s)
+        return out
+
+
+def check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"expected text (str), got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError("the text is empty: paste or type some text to analyse")
+    return text
+
+
+@torch.no_grad()
+def analyze(text: str, entropy_model: EntropyModel, max_bytes: int | None = DEFAULT_MAX_BYTES,
+            bpe_tokenizer: object | None = None) -> Analysis:
+    """Run the entropy model over `text` (its first max_bytes bytes; the result says when it was cut)."""
+    data = ids_to_bytes(encode(check_text(text), add_bos=False))
+    original = len(data)
+    if max_bytes is not None and original > max_bytes:
+        data = data[:max_bytes]
+    tokens = torch.tensor([[BOS_ID] + [b + OFFSET for b in data]], device=_device(entropy_model))
+    logits = entropy_model(tokens)[0].float()
+    logp = torch.log_softmax(logits, -1)
+    top_p, top_i = logp.exp().topk(TOP_K, dim=-1)
+    nats = -logp[:-1].gather(1, tokens[0, 1:, None]).squeeze(1)
+    bpe = None
+    if bpe_tokenizer is not None:
+        from .baseline import token_byte_lengths
+
+        bpe = token_byte_lengths(bpe_tokenizer, data.decode("utf-8", errors="replace"))
+        if sum(bpe) != len(data):  # cut mid-character: the tokenizer saw U+FFFD, not the raw bytes
+            bpe = None
+    return Analysis(data, original, entropy_from_logits(logits).cpu(), top_i.cpu(), top_p.cpu(), nats.cpu(), bpe)
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+SCHEMES = ("entropy", "monotonic", "static", "space", "bpe", "byte")
+
+
+def segment(analysis: Analysis, scheme: str = "entropy", threshold: float = patcher.DEFAULT_THRESHOLD,
+            stride: int = 4, max_patch_length: int | None = None) -> Segmentation:
+    """Cut the analysed bytes by one scheme; entropy schemes reuse the cached entropies.
+
+    `threshold` is the global threshold (nats) for "entropy", the relative one for "monotonic".
+    Patches are reported over the text's bytes: BOS's own patch is left out.
+    """
+    if scheme == "bpe":
+        if analysis.bpe_lengths is None:
+            raise ValueError("no BPE tokenizer was given to analyze()")
+        return Segmentation("bpe", _spans(analysis.bpe_lengths))
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    mode = {"monotonic": "entropy"}.get(scheme, scheme)
+    cfg = PatchingConfig(mode, threshold, monotonicity=scheme == "monotonic", patch_size=stride,
+                         max_patch_length=max_patch_length)
+    lengths = patcher.public_lengths(patcher.patch_lengths(analysis.tokens[None], cfg, analysis.entropies[None]))[0]
+    lengths = lengths[lengths > 0].tolist()
+    lengths[0] -= 1  # BOS leaves the first patch; static mode's first patch keeps its text bytes
+    notes = ["static patching (Meta's rule) counts BOS in the first patch"] if scheme == "static" else []
+    uses_threshold = scheme in ("entropy", "monotonic")
+    return Segmentation(scheme, _spans([n for n in lengths if n > 0]), threshold if uses_threshold else None, notes)
+
+
+def _spans(lengths: list[int]) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for n in lengths:
+        spans.append((pos, pos + n))
+        pos += n
+    return spans
+
+
+def solve_threshold(analysis: Analysis, target_patch_size: float, monotonic: bool = False) -> tuple[float, float]:
+    """Threshold giving `target_patch_size` bytes per patch on this text: (threshold, size reached)."""
+    if not target_patch_size >= 1:
+        raise ValueError(f"the target patch size must be at least 1 byte, got {target_patch_size}")
+    return patcher.threshold_for_patch_size(analysis.entropies, target_patch_size, PatchingConfig(monotonicity=monotonic))
