@@ -176,8 +176,9 @@ def meta_to_hf(blt_state: dict[str, Tensor], entropy_state: dict[str, Tensor] | 
             continue
         name = _rename(k, _META_TO_HF)
         out["lm_head.weight" if name == "local_decoder.lm_head.weight" else "model." + name] = v
-    out["model.encoder_hash_tok_embedding.weight"] = torch.cat(
-        [blt_state[f"encoder_hash_tok_embedding.{t}.weight"] for t in range(hash_tables)])
+    if hash_tables:
+        out["model.encoder_hash_tok_embedding.weight"] = torch.cat(
+            [blt_state[f"encoder_hash_tok_embedding.{t}.weight"] for t in range(hash_tables)])
     for k, v in (entropy_state or {}).items():
         out["model.patcher." + _rename(k, _META_TO_HF)] = v
     return out
