@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from . import patcher
 from .baseline import BaselineConfig, BPEBaseline, save_baseline, train_tokenizer
 from .blt import BLT, BLTConfig
+from .bpb import bpe_model_bpb, byte_model_bpb
 from .corpus import Corpus
 from .entropy_model import EntropyModel, EntropyModelConfig
 from .layers import TransformerConfig
@@ -38,7 +39,6 @@ from .loading import load_entropy_model, save_blt
 from .patcher import PatchingConfig
 from .tokenizer import BOS_ID, OFFSET
 
-LN2 = math.log(2)
 ENGLISH_PROSE = "en_prose"
 
 
@@ -90,17 +90,6 @@ class Task:
     config: dict
 
 
-def byte_bits_per_byte(logits_of: Callable[[Tensor], Tensor], data: bytes, seq_len: int, device: torch.device) -> float:
-    """Bits per byte of a byte model on `data`, read in windows of seq_len bytes, each after a BOS."""
-    nats, n = 0.0, 0
-    for s in range(0, len(data), seq_len):
-        chunk = torch.tensor([BOS_ID] + [b + OFFSET for b in data[s : s + seq_len]], device=device)[None]
-        logits = logits_of(chunk[:, :-1])
-        nats += float(F.cross_entropy(logits[0].float(), chunk[0, 1:], reduction="sum"))
-        n += chunk.shape[1] - 1
-    return nats / max(n, 1) / LN2
-
-
 def entropy_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> Task:
     model = init_weights(EntropyModel(entropy_config())).to(device)
 
@@ -117,7 +106,7 @@ def entropy_task(args: argparse.Namespace, corpus: Corpus, device: torch.device)
         (folder / "config.json").write_text(json.dumps({"args": model.config.to_dict(), "record": record}, indent=2))
 
     return Task(model, lambda rng: (byte_batch(corpus, rng, args.batch, args.seq_len, device),), loss,
-                lambda data: byte_bits_per_byte(model.window_logits, data, args.seq_len, device), export,
+                lambda data: byte_model_bpb(model.window_logits, data, args.seq_len, device), export,
                 model.config.to_dict())
 
 
@@ -155,7 +144,7 @@ def blt_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> 
         _to_bf16(folder / "model.safetensors")
 
     return Task(model, lambda rng: (byte_batch(corpus, rng, args.batch, args.seq_len, device),), loss,
-                lambda data: byte_bits_per_byte(logits, data, args.seq_len, device), export,
+                lambda data: byte_model_bpb(logits, data, args.seq_len, device), export,
                 {**model.config.to_dict(), "threshold_target_patch_size": args.patch_size})
 
 
@@ -175,21 +164,12 @@ def baseline_task(args: argparse.Namespace, corpus: Corpus, device: torch.device
     def loss(ids: Tensor, n_bytes: Tensor) -> tuple[Tensor, int]:
         return F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()), int(n_bytes)
 
-    def bits_per_byte(data: bytes) -> float:
-        """Every token but the first is predicted; its bytes are left out of the count."""
-        enc = tokenizer.encode(data.decode("utf-8", errors="replace"))
-        nats, L = 0.0, args.seq_len
-        for s in range(0, len(enc.ids) - 1, L):
-            chunk = torch.tensor(enc.ids[s : s + L + 1], device=device)[None]
-            nats += float(F.cross_entropy(model(chunk[:, :-1])[0], chunk[0, 1:], reduction="sum"))
-        return nats / max(sum(len(t) for t in enc.tokens[1:]), 1) / LN2
-
     def export(folder: Path, record: dict) -> None:
         save_baseline(model, folder, {"blt_explorer": record})
         _to_bf16(folder / "model.safetensors")
         tokenizer.save(str(folder / "tokenizer.json"))
 
-    return Task(model, batch, loss, bits_per_byte, export, {"vocab_size": tokenizer.get_vocab_size(), "global_shape": vars(global_shape())})
+    return Task(model, batch, loss, lambda data: bpe_model_bpb(model, tokenizer, data, args.seq_len, device), export, {"vocab_size": tokenizer.get_vocab_size(), "global_shape": vars(global_shape())})
 
 
 def _to_bf16(path: Path) -> None:

@@ -1,0 +1,41 @@
+"""Bits per byte: the one measure that compares a byte model with a BPE model on the same text.
+
+Training logs, the model card, the shipped-weights tests and the cost comparison all call these.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .tokenizer import BOS_ID, OFFSET
+
+
+@torch.no_grad()
+def byte_model_bpb(logits_of: Callable[[Tensor], Tensor], data: bytes, window: int = 512,
+                   device: torch.device | str = "cpu") -> float:
+    """A byte-level model (entropy model or BLT) read in windows of `window` bytes, each after a BOS;
+    every byte is predicted once."""
+    nats, n = 0.0, 0
+    for s in range(0, len(data), window):
+        ids = torch.tensor([[BOS_ID] + [b + OFFSET for b in data[s : s + window]]], device=device)
+        nats += float(F.cross_entropy(logits_of(ids[:, :-1])[0].float(), ids[0, 1:], reduction="sum"))
+        n += ids.shape[1] - 1
+    return nats / max(n, 1) / math.log(2)
+
+
+@torch.no_grad()
+def bpe_model_bpb(model: Callable[[Tensor], Tensor], tokenizer, data: bytes, window: int = 512,  # noqa: ANN001
+                  device: torch.device | str = "cpu") -> float:
+    """The BPE baseline read in windows of `window` tokens; every token but the first is predicted, and
+    the bytes of those tokens are the denominator."""
+    enc = tokenizer.encode(data.decode("utf-8", errors="replace"))
+    nats = 0.0
+    for s in range(0, len(enc.ids) - 1, window):
+        ids = torch.tensor([enc.ids[s : s + window + 1]], device=device)
+        nats += float(F.cross_entropy(model(ids[:, :-1])[0].float(), ids[0, 1:], reduction="sum"))
+    return nats / max(sum(len(t) for t in enc.tokens[1:]), 1) / math.log(2)
