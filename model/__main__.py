@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-from .analysis import SCHEMES, analyze, segment, solve_threshold
+from .analysis import SCHEMES, analyze, report, segment, solve_threshold
 from .loading import CheckpointError, load_entropy_model
 from .patcher import DEFAULT_THRESHOLD
 from .tokenizer import byte_glyph
-
-
-def rows(analysis, seg) -> list[dict]:
-    """One record per byte of the text: the same fields as the web page's CSV/JSON download."""
-    unit = seg.unit_of_byte()
-    starts = set(seg.starts)
-    ent = analysis.byte_entropies.tolist()
-    return [{"byte": i, "hex": f"{b:02x}", "char": byte_glyph(b + 4), "entropy_nats": round(ent[i], 6),
-             "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i], "starts_patch": i in starts}
-            for i, b in enumerate(analysis.data)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, UnicodeDecodeError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = {"bytes": len(analysis.data), "truncated_from": analysis.original_bytes if analysis.truncated else None,
-               "mode": args.mode, "threshold_nats": seg.threshold, "patches": seg.units,
-               "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
-    records = rows(analysis, seg)
+    out = report(analysis, seg)
     if args.json:
-        spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
-        print(json.dumps({"summary": summary, "bytes": records, "patches": spans}, ensure_ascii=False))
+        print(json.dumps(out, ensure_ascii=False))
         return 0
+    summary, records = out["summary"], out["bytes"]
     print(f"{'byte':>6} {'hex':>4} {'char':>6} {'H(bits)':>8} {'patch':>6}")
     for r in records:
         mark = "│" if r["starts_patch"] else " "

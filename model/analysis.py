@@ -16,7 +16,7 @@ from torch import Tensor
 from . import patcher
 from .entropy_model import EntropyModel, entropy_from_logits
 from .patcher import PatchingConfig
-from .tokenizer import BOS_ID, OFFSET, encode, ids_to_bytes
+from .tokenizer import BOS_ID, OFFSET, byte_glyph, encode, ids_to_bytes
 
 DEFAULT_MAX_BYTES = 100_000
 TOP_K = 5
@@ -155,3 +155,22 @@ def solve_threshold(analysis: Analysis, target_patch_size: float, monotonic: boo
     if not target_patch_size >= 1:
         raise ValueError(f"the target patch size must be at least 1 byte, got {target_patch_size}")
     return patcher.threshold_for_patch_size(analysis.entropies, target_patch_size, PatchingConfig(monotonicity=monotonic))
+
+
+def rows(analysis: Analysis, seg: Segmentation) -> list[dict]:
+    """One record per byte of the text: the CLI's table and the web page's CSV/JSON download."""
+    unit = seg.unit_of_byte()
+    starts = set(seg.starts)
+    ent = analysis.byte_entropies.tolist()
+    return [{"byte": i, "hex": f"{b:02x}", "char": byte_glyph(b + OFFSET), "entropy_nats": round(ent[i], 6),
+             "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i], "starts_patch": i in starts}
+            for i, b in enumerate(analysis.data)]
+
+
+def report(analysis: Analysis, seg: Segmentation) -> dict:
+    """The machine-readable result (CLI --json, the page's JSON download, the API): summary, bytes, patches."""
+    summary = {"bytes": len(analysis.data), "truncated_from": analysis.original_bytes if analysis.truncated else None,
+               "mode": seg.scheme, "threshold_nats": seg.threshold, "patches": seg.units,
+               "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
+    spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
+    return {"summary": summary, "bytes": rows(analysis, seg), "patches": spans}

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .layers import RMSNorm, TransformerConfig, TransformerStack
+from .layers import KV, RMSNorm, TransformerConfig, TransformerStack
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "assets" / "baseline"
 
@@ -44,6 +44,13 @@ class BPEBaseline(TransformerStack):
             raise ValueError(f"tokens must be a LongTensor [batch, length], got {tokens.dtype} {tuple(tokens.shape)}")
         h, _ = super().forward(self.tok_embeddings(tokens), torch.arange(tokens.shape[1], device=tokens.device))
         return self.output(self.norm(h)).float()
+
+    def extend(self, tokens: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+        """Logits for tokens at positions start.., continuing from the keys and values of the tokens before
+        them (cached generation); returns the keys and values of all of them."""
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        h, cache = super().forward(self.tok_embeddings(tokens), positions, past=past)
+        return self.output(self.norm(h)).float(), cache
 
 
 def _halves_from_pairs(w: Tensor, n_heads: int) -> Tensor:
@@ -145,9 +152,10 @@ def token_byte_lengths(tokenizer: "Tokenizer", text: str) -> list[int]:
     """UTF-8 bytes covered by each BPE token of `text`; they sum to len(text.encode()).
 
     In byte-level BPE every character of a token string stands for exactly one byte, so a token that ends
-    inside a multi-byte character is still counted exactly.
+    inside a multi-byte character is still counted exactly. Special tokens (Llama 3's <|begin_of_text|>)
+    cover no text and are left out.
     """
-    return [len(tok) for tok in tokenizer.encode(text).tokens]
+    return [len(tok) for tok in tokenizer.encode(text, add_special_tokens=False).tokens]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> "Tokenizer":

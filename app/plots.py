@@ -1,0 +1,89 @@
+"""Plotly charts: entropy per byte with the threshold and patch starts (the BLT paper's figure, interactive),
+and the distribution of patch and token sizes."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+
+from model.analysis import Analysis, Segmentation
+from model.tokenizer import OFFSET, byte_glyph, utf8_char_spans
+
+from .render import LN2, char_glyph
+
+GL_ABOVE = 3000  # points; beyond this WebGL traces keep panning smooth
+TICK_LABELS_UP_TO = 120  # bytes; short texts get one tick per byte, labelled with the character
+INITIAL_WINDOW = 400  # bytes shown at first; double-click shows all
+THRESHOLD_COLOUR, START_COLOUR, LINE_COLOUR = "#b91c1c", "#64748b", "#2563eb"
+_AXIS = dict(gridcolor="#e5e7eb", linecolor="#94a3b8", zeroline=False)
+# A light look spelled out: plotly's named templates are slow to copy and heavy to send.
+_LOOK = dict(template="none", paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12, color="#1f2937"),
+             colorway=["#2563eb", "#f59e0b", "#10b981", "#a855f7"],
+             margin=dict(l=55, r=20, t=36, b=40))
+
+
+_ASCII_LABELS = [html.escape(f"{byte_glyph(b + OFFSET)} {b:02X}") for b in range(256)]
+
+
+def _byte_labels(data: bytes) -> list[str]:
+    """Per byte: its character's glyph and the byte in hex ("é C3", "é A9"), escaped: plotly reads a few HTML
+    tags in labels, and user text must stay text. A lone byte of a cut character shows as <E4>."""
+    if data.isascii():
+        return [_ASCII_LABELS[b] for b in data]
+    out = []
+    for a, b in utf8_char_spans(data):
+        if b - a == 1:
+            out.append(_ASCII_LABELS[data[a]])
+        else:
+            glyph = html.escape(char_glyph(data[a:b].decode("utf-8")))
+            out += [f"{glyph} {x:02X}" for x in data[a:b]]
+    return out
+
+
+def entropy_chart(analysis: Analysis, seg: Segmentation, threshold_bits: float | None) -> go.Figure:
+    """Entropy (bits) of each byte's prediction, the threshold θ as a dashed line, patch starts as verticals."""
+    n = len(analysis.data)
+    bits = (analysis.byte_entropies.float() / LN2).numpy()
+    scatter = go.Scattergl if n > GL_ABOVE else go.Scatter
+    labels = _byte_labels(analysis.data)
+    patch = np.repeat(np.arange(1, seg.units + 1, dtype=np.int32), [e - s for s, e in seg.spans])
+    top = float(max(bits.max(initial=0.0), threshold_bits or 0.0)) * 1.08 + 0.1
+    starts = np.asarray(seg.starts)
+    vx = np.repeat(starts, 3).astype(float)
+    vy = np.tile([0.0, top, np.nan], len(starts))
+    vx[2::3] = np.nan
+    fig = go.Figure([
+        scatter(x=vx, y=vy, mode="lines", name="patch start", hoverinfo="skip",
+                line=dict(color=START_COLOUR, width=1, dash="dot")),
+        scatter(x0=0, dx=1, y=bits, mode="lines+markers" if n <= GL_ABOVE else "lines", name="entropy",
+                line=dict(color=LINE_COLOUR, width=1.5), marker=dict(size=4), text=np.array(labels), customdata=patch,  # arrays: fast to check
+                hovertemplate="byte %{x}: %{text}<br>%{y:.2f} bits<br>patch %{customdata}<extra></extra>"),
+    ])
+    if threshold_bits is not None:
+        fig.add_hline(y=threshold_bits, line=dict(color=THRESHOLD_COLOUR, dash="dash", width=1.5),
+                      annotation_text=f"θ = {threshold_bits:.2f} bits", annotation_position="top right")
+    xaxis = dict(_AXIS, title="byte", range=[-0.5, min(n, INITIAL_WINDOW) - 0.5])
+    if n <= TICK_LABELS_UP_TO:
+        xaxis.update(tickmode="array", tickvals=list(range(n)), ticktext=[t.rsplit(" ", 1)[0] for t in labels],
+                     tickangle=0, title=None)
+    fig.update_layout(_LOOK, height=330, xaxis=xaxis, dragmode="pan", yaxis=dict(_AXIS, title="entropy (bits)", range=[0, top]),
+                      legend=dict(orientation="h", y=1.12, x=0),
+                      title=dict(text="Entropy of each byte's prediction; a byte above θ opens a patch", font=dict(size=13)))
+    return fig
+
+
+def size_histogram(segs: list[tuple[str, Segmentation]], cap: int = 24) -> go.Figure:
+    """How many units have each size (bytes), one bar series per scheme; sizes above `cap` share the last bar."""
+    fig = go.Figure()
+    for label, seg in segs:
+        sizes = np.minimum([e - s for s, e in seg.spans], cap)
+        counts = np.bincount(sizes, minlength=cap + 1)[1:]
+        fig.add_bar(x=[str(k) for k in range(1, cap)] + [f"{cap}+"], y=counts, name=label,
+                    hovertemplate=f"{label}<br>%{{x}} bytes: %{{y}}<extra></extra>")
+    fig.update_layout(_LOOK, height=300, barmode="group", xaxis=dict(_AXIS, title="size (bytes)", type="category"),
+                      yaxis=dict(_AXIS, title="count"),
+                      legend=dict(orientation="h", y=1.15, x=0),
+                      title=dict(text="Patch and token sizes", font=dict(size=13)))
+    return fig

@@ -1,0 +1,242 @@
+"""The Gradio page and its API: `build_app()` wires the explorer's functions to components and endpoints.
+
+The entropy model runs once per text (`analyse`); the threshold slider, the target patch size and the scheme
+settings only re-cut the cached reading kept in gr.State (`repatch`), so they answer without the model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Literal
+
+import gradio as gr
+from tokenizers import Tokenizer
+
+from model import CheckpointError, load_entropy_model
+from model.analysis import report, segment, solve_threshold
+from model.entropy_model import EntropyModel
+from model.tokenizers_bpe import load_bpe_tokenizers
+
+from . import explorer, render
+from .explorer import DEFAULT_RISE_BITS, DEFAULT_STRIDE, DEFAULT_THRESHOLD_BITS, MAX_BYTES, Reading, Settings
+from .render import LN2
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+SHIPPED = "shipped (assets/blt)"
+META_MODELS = ("facebook/blt-entropy", "facebook/blt-1b")
+MAX_THRESHOLD_BITS = 8.1  # just above log2(260), the largest possible entropy
+STATE_TTL_S = 3600  # a session's reading is dropped an hour after its last use
+MODEL_CONCURRENCY = 1  # model runs at once: they are CPU-bound, more at once only slows each one
+QUEUE_SIZE = 100
+EXPORTS_KEPT = 32  # export folders kept on disk (older ones are removed)
+HINT = "Paste or type some text above, upload a file, or pick an example."
+LAUNCH = dict(max_file_size="10mb", state_session_capacity=1000)  # pass to demo.launch()
+
+ABOUT = """
+**How to read the text.** Each cell is one character, coloured by the entropy (in bits) of the entropy model's
+prediction of it: pale cells were easy to predict, red ones surprising. A dark bar marks where a patch starts:
+BLT opens a new patch at every byte whose entropy is above the threshold θ, and its large transformer then
+takes one step per patch instead of one per token. Where a patch boundary cuts a multi-byte character, its
+bytes are drawn one by one in hex (`<E4>`), so nothing is hidden. A multi-byte character inside one patch is
+striped, one stripe per byte. Whitespace shows as ⋅ (space), ↵ (newline) and ⇥ (tab); invisible or
+direction-changing characters by name (ZWJ, RLO, U+0085). Hover a cell for its bytes, entropy, patch and the
+model's five best guesses for it.
+
+**Controls.** Moving θ, the target patch size or the scheme settings re-cuts the text from the cached
+entropies: the model does not run again. The comparison cuts the same bytes by each scheme: the entropy
+rules, a fixed stride, a new patch after each space, and BPE tokens.
+"""
+
+
+class Models:
+    """Entropy models by name, loaded on first use and shared by every session. The shipped model always
+    stays; at most one of Meta's models (hundreds of MB) is kept beside it."""
+
+    def __init__(self, shipped: EntropyModel | None = None):
+        self._models = {SHIPPED: shipped if shipped is not None else load_entropy_model()}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> EntropyModel:
+        """The model called `name`; raises CheckpointError (with what to do) when it cannot be loaded."""
+        model = self._models.get(name)
+        if model is None:
+            if name not in META_MODELS:
+                raise CheckpointError(f"unknown entropy model {name!r}; choose one of {SHIPPED}, {', '.join(META_MODELS)}")
+            with self._lock:  # one download at a time; other sessions keep using loaded models meanwhile
+                model = self._models.get(name) or load_entropy_model(name)
+                self._models = {SHIPPED: self._models[SHIPPED], name: model}
+        return model
+
+
+def load_examples() -> list[tuple[str, str]]:
+    """(label, text) of each example in assets/examples/examples.json."""
+    index = json.loads((EXAMPLES_DIR / "examples.json").read_text(encoding="utf-8"))
+    return [(e["label"], (EXAMPLES_DIR / e["file"]).read_text(encoding="utf-8")) for e in index]
+
+
+def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[str, Tokenizer] | None = None,
+              max_bytes: int = MAX_BYTES) -> gr.Blocks:
+    """The explorer page. Models default to the shipped ones (tests pass their own); Llama 3's tokenizer is
+    added when it loads (gated on the Hub)."""
+    models = Models(entropy_model)
+    missing: dict[str, str] = {}
+    if bpe_tokenizers is None:
+        bpe_tokenizers, missing = load_bpe_tokenizers()
+    examples = load_examples()
+    exports: deque[Path] = deque()
+
+    def view_outputs(v: explorer.View) -> tuple:
+        return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison, v.table
+
+    def read(text: str, name: str) -> Reading:
+        return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes)
+
+    def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
+        if not text or not text.strip():
+            return (None, render.message(HINT), "", "", None, None, "", None)
+        progress(0.1, desc="Reading the text with the entropy model")
+        try:
+            reading = read(text, name)
+        except (ValueError, CheckpointError) as e:
+            return (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 6)
+        progress(0.8, desc="Drawing")
+        return (reading, *view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride)))))
+
+    def repatch(reading: Reading | None, threshold: float, rise: float, stride: float) -> tuple:
+        if reading is None:
+            return tuple(gr.skip() for _ in range(7))
+        return view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride))))
+
+    def fit(reading: Reading | None, target: float | None) -> tuple:
+        if reading is None or target is None or not target >= 1:
+            why = "Analyse a text first." if reading is None else "The target patch size must be at least 1 byte."
+            return (gr.skip(), gr.skip(), gr.skip(), render.message(why, "error"), *[gr.skip()] * 6)
+        s, note = explorer.fit(reading, float(target))
+        return (s.threshold_bits, s.rise_bits, s.stride, *view_outputs(explorer.view(reading, s, note)))
+
+    def switch_model(name: str, active: str, text: str, threshold: float, rise: float, stride: float,
+                     progress=gr.Progress(track_tqdm=True)) -> tuple:
+        progress(0.05, desc=f"Loading {name}")
+        try:
+            models.get(name)
+        except CheckpointError as e:
+            note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
+            return (active, gr.update(value=active), gr.skip(), note, *[gr.skip()] * 6)
+        return (name, gr.skip(), *analyse(text, name, threshold, rise, stride, progress))
+
+    def load_file(path: str | None) -> tuple:
+        if path is None:
+            return gr.skip(), gr.skip()
+        name, data = Path(path).name, Path(path).read_bytes()
+        try:
+            return explorer.decode_upload(data, name), render.message(f"Loaded {name} ({len(data):,} bytes).")
+        except ValueError as e:
+            return gr.skip(), render.message(str(e), "error")
+
+    def export(reading: Reading | None, threshold: float, rise: float, stride: float) -> tuple:
+        if reading is None:
+            return gr.skip(), render.message("Analyse a text first.", "error")
+        folder = Path(tempfile.mkdtemp(prefix="blt-explorer-"))
+        exports.append(folder)
+        while len(exports) > EXPORTS_KEPT:
+            shutil.rmtree(exports.popleft(), ignore_errors=True)
+        return explorer.export(reading, Settings(threshold, rise, int(stride)), folder), gr.skip()
+
+    def api_analyze(text: str, threshold_bits: float = DEFAULT_THRESHOLD_BITS, target_patch_size: float | None = None,
+                    scheme: Literal["entropy", "monotonic", "static", "space", "byte"] = "entropy",
+                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
+        """Per-byte entropies and the patches of `text`: {"summary", "bytes", "patches"}, as the JSON download.
+        A target patch size, when given, sets the threshold of the entropy schemes."""
+        try:
+            a = read(text, model).analysis
+            threshold = threshold_bits * LN2
+            if target_patch_size is not None:
+                threshold, _ = solve_threshold(a, target_patch_size, scheme == "monotonic")
+            return report(a, segment(a, scheme, threshold, int(stride)))
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+
+    def api_compare(text: str, threshold_bits: float = DEFAULT_THRESHOLD_BITS, rise_bits: float = DEFAULT_RISE_BITS,
+                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
+        """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE)."""
+        try:
+            cut = explorer.schemes(read(text, model), Settings(threshold_bits, rise_bits, int(stride)))
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+        return {label: {"units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)} if seg else {"error": why}
+                for label, seg, why in cut}
+
+    with gr.Blocks(title="BLT Explorer", delete_cache=(1800, 3600)) as demo:
+        gr.HTML(render.STYLE, js_on_load=None)
+        gr.Markdown("# BLT Explorer\nHow a Byte Latent Transformer reads your text: the entropy model's surprise at "
+                    "every byte, and where BLT cuts the bytes into patches.")
+        reading = gr.State(None, time_to_live=STATE_TTL_S)
+        active = gr.State(SHIPPED)
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(value=examples[0][1], label="Text", lines=5, max_lines=14, elem_id="blt-input",
+                                  placeholder=HINT)
+            with gr.Column(scale=1, min_width=250):
+                upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
+                                 file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
+                model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model",
+                                           info="Meta's models need a Hugging Face token with access (HF_TOKEN)")
+                run = gr.Button("Analyse", variant="primary", elem_id="blt-run")
+        gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples],
+                    label="Examples: why patching is dynamic")
+        notice = gr.HTML(js_on_load=None, elem_id="blt-notice")
+        summary = gr.HTML(js_on_load=None, elem_id="blt-summary")
+        with gr.Row(equal_height=True):
+            threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_THRESHOLD_BITS, step=0.001, scale=3,
+                                  label="Entropy threshold θ (bits)", elem_id="blt-threshold",
+                                  info=f"a byte whose prediction is more uncertain than θ opens a patch; Meta's "
+                                       f"default is {DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
+            target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)", scale=1,
+                               info="solves θ (and the other schemes) for it", elem_id="blt-target")
+            fit_button = gr.Button("Fit", scale=0, min_width=80)
+        text_view = gr.HTML(js_on_load=None, elem_id="blt-text-view")
+        with gr.Row():
+            chart = gr.Plot(label="Entropy per byte", scale=3, elem_id="blt-chart")
+            sizes = gr.Plot(label="Patch sizes", scale=2, elem_id="blt-sizes")
+        gr.Markdown("### The same text, cut by each scheme")
+        with gr.Row():
+            rise = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_RISE_BITS, step=0.001, elem_id="blt-rise",
+                             label="Monotonic rule: entropy rise over the previous byte (bits)")
+            stride = gr.Slider(1, 16, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
+                               elem_id="blt-stride")
+        comparison = gr.HTML(js_on_load=None, elem_id="blt-comparison")
+        with gr.Accordion("Patch table", open=False):
+            table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
+                                 interactive=False, wrap=True, elem_id="blt-table")
+        with gr.Row():
+            export_button = gr.Button("Prepare downloads: per-byte CSV, JSON report, chart (HTML)", scale=1)
+            files = gr.File(label="Downloads", file_count="multiple", interactive=False, scale=2, elem_id="blt-files")
+        with gr.Accordion("How to read this page", open=False):
+            gr.Markdown(ABOUT)
+
+        knobs = [threshold, rise, stride]
+        views = [notice, summary, text_view, chart, sizes, comparison, table]
+        model_run = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY, api_visibility="private")
+        drawing = dict(concurrency_id="draw", concurrency_limit=2, api_visibility="private", show_progress="hidden",
+                       trigger_mode="always_last")
+        analyse_io = dict(fn=analyse, inputs=[text, active, *knobs], outputs=[reading, *views], **model_run)
+        demo.load(**analyse_io)
+        text.change(**analyse_io, trigger_mode="always_last", show_progress="minimal")
+        run.click(**analyse_io)
+        upload.upload(load_file, upload, [text, notice], api_visibility="private")
+        model_choice.input(switch_model, [model_choice, active, text, *knobs],
+                           [active, model_choice, reading, *views], **model_run)
+        for knob in knobs:
+            knob.input(repatch, [reading, *knobs], views, **drawing)
+        for trigger in (fit_button.click, target.submit):
+            trigger(fit, [reading, target], [*knobs, *views], **drawing)
+        export_button.click(export, [reading, *knobs], [files, notice], api_visibility="private")
+        gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    return demo
