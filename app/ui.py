@@ -130,13 +130,14 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         return (name, gr.skip(), *analyse(text, name, threshold, rise, stride, progress))
 
     def load_file(path: str | None) -> tuple:
+        """The file's text into the text box (which analyses it); the upload box is emptied for the next file."""
         if path is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         name, data = Path(path).name, Path(path).read_bytes()
         try:
-            return explorer.decode_upload(data, name), render.message(f"Loaded {name} ({len(data):,} bytes).")
+            return explorer.decode_upload(data, name), render.message(f"Loaded {name} ({len(data):,} bytes)."), None
         except ValueError as e:
-            return gr.skip(), render.message(str(e), "error")
+            return gr.skip(), render.message(str(e), "error"), None
 
     def export(reading: Reading | None, threshold: float, rise: float, stride: float) -> tuple:
         if reading is None:
@@ -145,7 +146,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         exports.append(folder)
         while len(exports) > EXPORTS_KEPT:
             shutil.rmtree(exports.popleft(), ignore_errors=True)
-        return explorer.export(reading, Settings(threshold, rise, int(stride)), folder), gr.skip()
+        return [str(f) for f in explorer.export(reading, Settings(threshold, rise, int(stride)), folder)], gr.skip()
 
     def api_analyze(text: str, threshold_bits: float = DEFAULT_THRESHOLD_BITS, target_patch_size: float | None = None,
                     scheme: Literal["entropy", "monotonic", "static", "space", "byte"] = "entropy",
@@ -184,7 +185,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Column(scale=1, min_width=250):
                 upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
                                  file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
-                model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model",
+                model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model", elem_id="blt-model",
                                            info="Meta's models need a Hugging Face token with access (HF_TOKEN)")
                 run = gr.Button("Analyse", variant="primary", elem_id="blt-run")
         gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples],
@@ -228,7 +229,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         demo.load(**analyse_io)
         text.change(**analyse_io, trigger_mode="always_last", show_progress="minimal")
         run.click(**analyse_io)
-        upload.upload(load_file, upload, [text, notice], api_visibility="private")
+        upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")
         model_choice.input(switch_model, [model_choice, active, text, *knobs],
                            [active, model_choice, reading, *views], **model_run)
         for knob in knobs:
