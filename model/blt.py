@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import patcher
 from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
-from .layers import CrossAttention, RMSNorm, TransformerConfig, TransformerStack
+from .layers import KV, CrossAttention, RMSNorm, TransformerConfig, TransformerStack
 from .patcher import PatchingConfig
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
@@ -150,6 +150,30 @@ class LocalEncoder(TransformerStack):
                 slots = slots + self.cross_attn_layers[i if self.all_layers else 0](slots, h, cross_mask)
         return h, slots
 
+    def extend(self, embeds: Tensor, start: int, past: list[KV] | None) -> tuple[list[Tensor], list[KV]]:
+        """Byte states for bytes at positions start.., continuing from the keys and values of earlier bytes
+        (cached generation). Returns the states after each layer that the slots cross-attend to (the last
+        is the encoder's output) and every layer's keys and values."""
+        positions = torch.arange(start, start + embeds.shape[1], device=embeds.device)
+        rope, mask = self.rope(positions), self.mask(None)
+        h, states, cache = embeds, [], []
+        for i, layer in enumerate(self.layers):
+            h, kv = layer(h, rope, mask, None if past is None else past[i])
+            cache.append(kv)
+            if self.all_layers or i == len(self.layers) - 1:
+                states.append(h)
+        return states, cache
+
+    def patch_slots(self, states: list[Tensor], own_bytes: int) -> Tensor:
+        """The k slots [B, k, D] of one patch, as `forward` builds them: max-pool the patch's own bytes (the
+        last `own_bytes` of the first states), project, then cross-attend to all the bytes given, layer by layer."""
+        B, _, D = states[0].shape
+        pooled = states[0][:, -own_bytes:].amax(dim=1, keepdim=True)
+        slots = self.patch_embedding_projection(pooled).reshape(B, self.k, D)
+        for cross_attn, h in zip(self.cross_attn_layers, states):
+            slots = slots + cross_attn(slots, h, None)
+        return slots
+
 
 class GlobalTransformer(TransformerStack):
     """The large latent transformer: one position per patch, causal, no norm and no head of its own."""
@@ -165,6 +189,14 @@ class GlobalTransformer(TransformerStack):
             patches = self.token_embedding_projection(patches)
         h, _ = super().forward(patches, torch.arange(patches.shape[1], device=patches.device), doc)
         return h
+
+    def extend(self, patches: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+        """Outputs for patches at positions start.., continuing from the keys and values of earlier patches:
+        in cached generation the global transformer takes one step per patch, when the patch closes."""
+        if self.token_embedding_projection is not None:
+            patches = self.token_embedding_projection(patches)
+        positions = torch.arange(start, start + patches.shape[1], device=patches.device)
+        return TransformerStack.forward(self, patches, positions, past=past)
 
 
 class LocalDecoder(TransformerStack):
@@ -198,6 +230,27 @@ class LocalDecoder(TransformerStack):
                 h = h + self.cross_attn_layers[i](h, slots, cross_mask)
             h, _ = layer(h, rope, mask)
         return self.output(self.norm(h)).float()
+
+    def slot_keys_values(self, global_out: Tensor) -> list[KV]:
+        """Cross-attention keys and values of the slots of patches [B, P, D_G], one pair per cross-attending
+        layer: cached generation computes them once per patch."""
+        slots = self.slots(global_out)
+        return [cross_attn.keys_values(slots) for cross_attn in self.cross_attn_layers]
+
+    def extend(self, h: Tensor, start: int, past: list[KV] | None, slots: list[KV],
+               cross_mask: Tensor | None) -> tuple[Tensor, list[KV]]:
+        """Next-byte logits for the encoder states of bytes at positions start.., continuing from the keys and
+        values of earlier bytes. `slots` (from `slot_keys_values`) are the patches these bytes may see;
+        `cross_mask` [B, 1, T, slots] says which byte sees which (None: every byte sees them all)."""
+        positions = torch.arange(start, start + h.shape[1], device=h.device)
+        rope, mask = self.rope(positions), self.mask(None)
+        cache = []
+        for i, layer in enumerate(self.layers):
+            if self.all_layers or i == 0:
+                h = h + self.cross_attn_layers[i](h, slots[i], cross_mask)
+            h, kv = layer(h, rope, mask, None if past is None else past[i])
+            cache.append(kv)
+        return self.output(self.norm(h)).float(), cache
 
 
 class BLT(nn.Module):

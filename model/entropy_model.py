@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import RMSNorm, TransformerConfig, TransformerStack
+from .layers import KV, RMSNorm, TransformerConfig, TransformerStack
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
 
@@ -71,6 +71,14 @@ class EntropyModel(TransformerStack):
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         h, _ = super().forward(self.tok_embeddings(tokens), positions, document_ids(tokens))
         return self.output(self.norm(h)).float()
+
+    def extend(self, tokens: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+        """Logits for bytes at positions start.. of the current context window, continuing from the keys and
+        values of the bytes before them: the entropy model's step in cached generation. No documents (EOS
+        ends a generation); the caller restarts the context every max_seqlen bytes, as `forward` does."""
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        h, cache = TransformerStack.forward(self, self.tok_embeddings(tokens), positions, past=past)
+        return self.output(self.norm(h)).float(), cache
 
     @torch.no_grad()
     def entropies(self, tokens: Tensor) -> Tensor:

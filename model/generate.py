@@ -1,0 +1,525 @@
+"""Generation, byte by byte, for the BLT and the BPE baseline.
+
+Meta's `generate_nocache` re-runs the entropy model and the whole BLT over the prefix for every new byte.
+`generate` instead keeps, between bytes, what each component needs (shared/blt-reference.md §6.3):
+
+- entropy model: keys/values of the last `window` bytes; the context restarts every max_seqlen bytes;
+- hash n-grams: the last ids (7 for n up to 8);
+- local encoder: keys/values per layer, and the states of the bytes the next patch's slots will pool and
+  cross-attend to (the open patch, plus earlier ones with an encoder cross-attention window);
+- global transformer: keys/values of every closed patch. It runs once per patch, when the entropy model
+  closes it (Meta's realtime patching): a patch's global output is first read by the byte after it;
+- local decoder: keys/values per layer, and the cross-attention keys/values of the last closed patch's slots.
+
+Both generators share one loop: read the prompt in one batched pass ("prefill", exactly the state that
+byte-by-byte reading would leave), then feed one byte, sample the next, and yield it. They are Python
+generators: the UI streams their events, and closing one frees its caches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from . import patcher
+from .baseline import BPEBaseline
+from .blt import BLT, patch_window_mask
+from .entropy_model import entropy_from_logits
+from .layers import KV
+from .patcher import PatchingConfig
+from .tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, encode
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+MAX_PROMPT_BYTES = 8192  # the entropy model's context; longer prompts are refused, not silently cut
+MAX_NEW_BYTES = 4096
+
+ENTROPY_MODEL, LOCAL_ENCODER, GLOBAL_TRANSFORMER, LOCAL_DECODER = (
+    "entropy_model", "local_encoder", "global_transformer", "local_decoder")
+BLT_FORWARD = "blt_forward"  # the no-cache algorithm runs encoder, global and decoder as one forward pass
+BASELINE = "baseline_transformer"
+
+
+# --- events: what the generators yield ------------------------------------------------------------------
+
+
+@dataclass
+class Cost:
+    """What one step cost, per component: wall time, matmul FLOPs (measured only when asked), cache memory."""
+
+    wall_ms: float  # the whole step inside the generator: components, sampling, bookkeeping
+    ms: dict[str, float]
+    flops: dict[str, int]  # empty unless generation was asked to count FLOPs
+    kv_bytes: dict[str, int]  # cache memory held after the step
+
+
+@dataclass
+class PromptEvent:
+    """The prompt, read in one pass. Scores cover every id after the first (a BLT predicts its first byte
+    from BOS; the baseline's first token has nothing before it)."""
+
+    ids: list[int]  # BLT byte ids (BOS first) or baseline token ids
+    bits_per_byte: float  # the model's cross-entropy on the prompt; nan when there is nothing to score
+    scored_bytes: int
+    cost: Cost
+    entropies: list[float] = field(default_factory=list)  # BLT: uncertainty (nats) about each of ids[1:]
+    starts_patch: list[bool] = field(default_factory=list)  # BLT: does ids[1 + i] open a patch?
+
+
+@dataclass
+class ByteEvent:
+    """One generated BLT byte. It opens a patch exactly when the global transformer ran to predict it."""
+
+    id: int  # 4..259 for a byte, EOS_ID when generation stops on its own
+    prob: float  # the model's probability of this id (temperature 1, before top-k/top-p)
+    entropy: float  # the entropy model's uncertainty (nats) about this byte: it decides `starts_patch`
+    starts_patch: bool
+    cost: Cost
+
+
+@dataclass
+class TokenEvent:
+    """One generated baseline token and the bytes it stands for (cut to fit the byte limit)."""
+
+    id: int
+    data: bytes
+    prob: float
+    cost: Cost
+
+
+# --- measuring ------------------------------------------------------------------------------------------
+
+# torch's counter knows the GPU attention kernels but not the CPU one that scaled_dot_product_attention uses.
+_CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+             lambda q, k, v, *args, out_shape=None, **kwargs: sdpa_flop_count(q, k, v)}
+
+
+class Meter:
+    """Wall time per component and, when `count_flops`, matmul FLOPs from torch's FlopCounterMode (entered
+    around each component only, so nothing the caller runs between steps is counted)."""
+
+    def __init__(self, device: torch.device, count_flops: bool = False):
+        self.device, self.count_flops = device, count_flops
+        self.ms: dict[str, float] = defaultdict(float)
+        self.flops: dict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def __call__(self, component: str) -> Iterator[None]:
+        counter = FlopCounterMode(display=False, custom_mapping=_CPU_SDPA) if self.count_flops else None
+        self._sync()
+        start = time.perf_counter()
+        if counter is None:
+            yield
+        else:
+            with counter:
+                yield
+            self.flops[component] += counter.get_total_flops()
+        self._sync()
+        self.ms[component] += 1000 * (time.perf_counter() - start)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def take(self, started: float, kv_bytes: dict[str, int]) -> Cost:
+        """The cost since the last call (`started`: perf_counter() when the step began); count afresh."""
+        cost = Cost(1000 * (time.perf_counter() - started), dict(self.ms), dict(self.flops), kv_bytes)
+        self.ms.clear()
+        self.flops.clear()
+        return cost
+
+
+# --- inputs and sampling ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Greedy when temperature is 0; otherwise softmax(logits / temperature), optionally cut to the top_k
+    ids and then to the smallest set whose probability reaches top_p."""
+
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
+                or not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ValueError(f"top_k must be a whole number >= 1 or None, got {self.top_k!r}")
+        if self.top_p is not None and (isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float))
+                                       or not 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
+
+    def sample(self, logits: Tensor, generator: torch.Generator) -> tuple[int, float]:
+        """(next id, the model's probability of it) from next-id logits [V]."""
+        probs = torch.softmax(logits.float(), dim=-1)
+        if self.temperature == 0:
+            i = int(probs.argmax())
+            return i, float(probs[i])
+        scaled = logits.float() / self.temperature
+        if self.top_k is not None and self.top_k < scaled.numel():
+            kth = torch.topk(scaled, self.top_k).values[-1]
+            scaled = scaled.masked_fill(scaled < kth, -math.inf)
+        p = torch.softmax(scaled, dim=-1)
+        if self.top_p is not None and self.top_p < 1:
+            sorted_p, order = p.sort(descending=True)
+            drop = (sorted_p.cumsum(0) - sorted_p) >= self.top_p  # keep ids until the mass before them reaches top_p
+            p = p.index_fill(0, order[drop], 0.0)
+        i = int(torch.multinomial(p, 1, generator=generator))
+        return i, float(probs[i])
+
+
+def check_max_new_bytes(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NEW_BYTES:
+        raise ValueError(f"max_new_bytes must be a whole number from 1 to {MAX_NEW_BYTES}, got {n!r}")
+    return n
+
+
+def blt_prompt(prompt: str | list[int]) -> list[int]:
+    """BLT ids of a prompt: text is encoded with BOS first; an empty prompt is BOS alone."""
+    if isinstance(prompt, str):
+        ids = encode(prompt)
+    elif isinstance(prompt, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt):
+        ids = list(prompt) or [BOS_ID]
+        if any(not 0 <= i < VOCAB_SIZE for i in ids):
+            raise ValueError(f"prompt ids must lie in [0, {VOCAB_SIZE})")
+    else:
+        raise ValueError(f"the prompt must be text (str) or a list of BLT ids, got {type(prompt).__name__}")
+    if EOS_ID in ids:
+        raise ValueError("the prompt contains EOS (id 2): generation continues a single document, "
+                         "so pass only the text after the last EOS")
+    if len(ids) - 1 > MAX_PROMPT_BYTES:
+        raise ValueError(f"the prompt is {len(ids) - 1} bytes, over the cap of {MAX_PROMPT_BYTES}: shorten it")
+    return ids
+
+
+# --- the cached BLT -----------------------------------------------------------------------------------------
+
+
+def trim(cache: list[KV], window: int | None) -> list[KV]:
+    """Keep the keys/values that a later query can still see: with a sliding window of w keys (the query
+    itself included), the last w-1."""
+    if window is None:
+        return cache
+    return [(k[:, :, max(0, k.shape[2] - window + 1):], v[:, :, max(0, v.shape[2] - window + 1):]) for k, v in cache]
+
+
+def cache_bytes(cache: list[KV] | None) -> int:
+    return sum(k.nbytes + v.nbytes for k, v in cache or [])
+
+
+def patch_closes(t: int, entropy: Tensor | None, previous: Tensor | None, open_bytes: int, cfg: PatchingConfig) -> bool:
+    """Does the patch holding byte t end at t, so that byte t+1 opens the next one? Meta's realtime patching:
+    `patcher.patch_lengths` applies the same rules to a whole sequence at once. `open_bytes` counts the
+    open patch's bytes, t included; `entropy` is H[t] and `previous` H[t-1] (float32)."""
+    if t == 0:
+        return True  # BOS is a patch of its own
+    if cfg.max_patch_length is not None and open_bytes >= cfg.max_patch_length:
+        return True
+    if cfg.mode == "byte":
+        return True
+    if cfg.monotonicity:
+        return t == 1 or bool(entropy - previous > cfg.threshold)
+    if cfg.threshold_add is not None:
+        return t == 1 or (t > 2 and bool(entropy - previous > cfg.threshold_add) and bool(entropy > cfg.threshold))
+    return bool(entropy > cfg.threshold)
+
+
+class Reader(Protocol):
+    """A model that reads ids one batch at a time and predicts the next one (both BLT readers, the baseline)."""
+
+    meter: Meter
+    device: torch.device
+
+    def feed(self, ids: list[int]) -> tuple[Tensor, Tensor | None, list[bool] | None]: ...
+
+    def kv_bytes(self) -> dict[str, int]: ...
+
+
+class CachedBLT:
+    """The BLT reading bytes incrementally. `feed(ids)` returns next-byte logits for each fed byte, as
+    BLT.forward over everything fed so far would (up to float rounding), plus the entropies and patch closes."""
+
+    def __init__(self, blt: BLT, meter: Meter | None = None):
+        cfg = blt.config
+        if cfg.patching.mode not in ("entropy", "byte"):
+            raise ValueError(f"cached generation supports entropy and byte patching, not {cfg.patching.mode!r}: "
+                             "use generate_nocache")
+        if cfg.patching.mode == "entropy" and blt.entropy_model is None:
+            raise ValueError("this BLT patches by entropy but has no entropy model")
+        self.blt, self.patching = blt, cfg.patching
+        self.device = next(blt.parameters()).device
+        self.meter = meter or Meter(self.device)
+        self.encoder_window = cfg.cross_attn_window_encoder or 1  # patches whose bytes a patch's slots see
+        self.decoder_window = cfg.cross_attn_window_decoder or 1  # closed patches a byte sees
+        self.length = 0  # bytes read
+        self.recent: list[int] = []  # the last ids, for the hash n-grams
+        self.last_entropy: Tensor | None = None
+        self.entropy_kv: list[KV] | None = None
+        self.encoder_kv: list[KV] | None = None
+        self.global_kv: list[KV] | None = None
+        self.decoder_kv: list[KV] | None = None
+        # starts of the open patch and of the patches before it whose bytes its slots will see; the states of
+        # those bytes (per cross-attending encoder layer) begin at starts[0]
+        self.starts: list[int] = [0]
+        self.byte_states: list[Tensor] | None = None
+        self.states_from = 0
+        self.patches = 0  # closed patches, i.e. global steps taken
+        self.slots: list[KV] | None = None  # decoder cross-attention keys/values of the patches from slots_from
+        self.slots_from = 0
+
+    @torch.no_grad()
+    def feed(self, ids: list[int]) -> tuple[Tensor, Tensor | None, list[bool]]:
+        """Read bytes (one while generating, a whole prompt when prefilling): (logits [n, 260], entropies
+        [n] or None without an entropy model, whether each byte closes its patch)."""
+        start, n = self.length, len(ids)
+        entropies = None
+        if self.patching.mode == "entropy":
+            with self.meter(ENTROPY_MODEL):
+                entropies = self._entropies(ids, start)
+        with self.meter(LOCAL_ENCODER):
+            tail = torch.tensor([self.recent + ids], device=self.device)
+            states, kv = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
+            self.encoder_kv = trim(kv, self.blt.config.local_encoder.sliding_window)
+            self.byte_states = states if self.byte_states is None else [
+                torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
+        closes, patches = [], []
+        for i in range(n):
+            t = start + i
+            entropy = None if entropies is None else entropies[i]
+            close = patch_closes(t, entropy, self.last_entropy, t - self.starts[-1] + 1, self.patching)
+            if close:
+                with self.meter(LOCAL_ENCODER):
+                    patches.append(self._close_patch(t))
+            closes.append(close)
+            self.last_entropy = entropy
+        self._forget_bytes()
+        if patches:
+            with self.meter(GLOBAL_TRANSFORMER):
+                out, kv = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
+                self.global_kv = trim(kv, self.blt.config.global_transformer.sliding_window)
+            with self.meter(LOCAL_DECODER):
+                new = self.blt.local_decoder.slot_keys_values(out)
+                self.slots = new if self.slots is None else [
+                    (torch.cat([k0, k1], dim=2), torch.cat([v0, v1], dim=2)) for (k0, v0), (k1, v1) in zip(self.slots, new)]
+            self.patches += len(patches)
+        with self.meter(LOCAL_DECODER):
+            logits = self._decode(states[-1], closes, start)
+        keep = max(self.blt.config.hash_ngram_sizes, default=1) - 1
+        self.recent = (self.recent + ids)[max(0, len(self.recent) + n - keep):]
+        self.length += n
+        return logits[0], entropies, closes
+
+    def _entropies(self, ids: list[int], start: int) -> Tensor:
+        """H[t] of each new byte, with the context restarted every max_seqlen bytes as EntropyModel.forward does."""
+        model, out = self.blt.entropy_model, []
+        S, t, i = model.config.max_seqlen, start, 0
+        while i < len(ids):
+            piece = ids[i : i + S - t % S]
+            if t % S == 0:
+                self.entropy_kv = None
+            logits, kv = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
+            self.entropy_kv = trim(kv, model.config.sliding_window)
+            out.append(entropy_from_logits(logits[0]))
+            t, i = t + len(piece), i + len(piece)
+        return torch.cat(out)
+
+    def _close_patch(self, t: int) -> Tensor:
+        """The global transformer's input [1, 1, k·D] for the patch that ends at byte t."""
+        seen = [s[:, self.starts[0] - self.states_from : t + 1 - self.states_from] for s in self.byte_states]
+        slots = self.blt.local_encoder.patch_slots(seen, own_bytes=t + 1 - self.starts[-1])
+        self.starts = (self.starts + [t + 1])[-self.encoder_window:]
+        return slots.reshape(1, 1, -1)
+
+    def _forget_bytes(self) -> None:
+        """Drop the states of bytes that no later patch's slots will see."""
+        drop = self.starts[0] - self.states_from
+        self.byte_states = [s[:, drop:] for s in self.byte_states]
+        self.states_from = self.starts[0]
+
+    def _decode(self, h: Tensor, closes: list[bool], start: int) -> Tensor:
+        """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or
+        before t (and the window before it), so patches closed by this very feed count."""
+        first_patch = self.patches - sum(closes)
+        seen = torch.tensor(closes, device=self.device).long().cumsum(0) + first_patch - 1  # patch each byte reads
+        keep_from = max(0, int(seen[0]) - self.decoder_window + 1)
+        drop = (keep_from - self.slots_from) * self.blt.config.cross_attn_k
+        self.slots = [(k[:, :, drop:], v[:, :, drop:]) for k, v in self.slots]
+        self.slots_from = keep_from
+        mask = None  # one byte sees exactly the patches kept
+        if len(closes) > 1:
+            slot_patch = self.slots_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // self.blt.config.cross_attn_k
+            mask = patch_window_mask(seen[None, :, None], slot_patch[None, None, :], self.blt.config.cross_attn_window_decoder)
+        logits, kv = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
+        self.decoder_kv = trim(kv, self.blt.config.local_decoder.sliding_window)
+        return logits
+
+    def kv_bytes(self) -> dict[str, int]:
+        return {ENTROPY_MODEL: cache_bytes(self.entropy_kv),
+                LOCAL_ENCODER: cache_bytes(self.encoder_kv) + sum(s.nbytes for s in self.byte_states or []),
+                GLOBAL_TRANSFORMER: cache_bytes(self.global_kv),
+                LOCAL_DECODER: cache_bytes(self.decoder_kv) + cache_bytes(self.slots)}
+
+
+class NoCacheBLT:
+    """Meta's generate_nocache: every feed re-runs the entropy model and the whole BLT over all bytes read."""
+
+    def __init__(self, blt: BLT, meter: Meter | None = None):
+        self.blt, self.tokens = blt, []
+        self.device = next(blt.parameters()).device
+        self.meter = meter or Meter(self.device)
+
+    @torch.no_grad()
+    def feed(self, ids: list[int]) -> tuple[Tensor, Tensor | None, list[bool]]:
+        self.tokens += ids
+        tokens = torch.tensor([self.tokens], device=self.device)
+        entropies = None
+        with self.meter(ENTROPY_MODEL):
+            if self.blt.config.patching.mode == "entropy":
+                entropies = self.blt.entropy_model.entropies(tokens)
+            lengths = patcher.patch_lengths(tokens, self.blt.config.patching, entropies)
+        with self.meter(BLT_FORWARD):
+            logits = self.blt(tokens, patch_lengths=lengths)[0]
+        ends = set((lengths[0].cumsum(0) - 1).tolist())
+        T, n = len(self.tokens), len(ids)
+        return logits[-n:], None if entropies is None else entropies[0, -n:], [t in ends for t in range(T - n, T)]
+
+    def kv_bytes(self) -> dict[str, int]:
+        return {}
+
+
+class CachedBaseline:
+    """The BPE baseline reading tokens incrementally, with a KV cache."""
+
+    def __init__(self, model: BPEBaseline, meter: Meter | None = None):
+        self.model, self.length, self.kv = model, 0, None
+        self.device = next(model.parameters()).device
+        self.meter = meter or Meter(self.device)
+
+    @torch.no_grad()
+    def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
+        with self.meter(BASELINE):
+            logits, kv = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
+            self.kv = trim(kv, self.model.config.transformer.sliding_window)
+        self.length += len(ids)
+        return logits[0], None, None
+
+    def kv_bytes(self) -> dict[str, int]:
+        return {BASELINE: cache_bytes(self.kv)}
+
+
+# --- the generators ----------------------------------------------------------------------------------------
+
+
+def generate(blt: BLT, prompt: str | list[int], max_new_bytes: int, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+             count_flops: bool = False) -> Iterator[PromptEvent | ByteEvent]:
+    """Stream a BLT continuation of `prompt`: a PromptEvent, then one ByteEvent per byte until EOS or
+    max_new_bytes. Cached: the global transformer runs once per patch. Bad arguments raise ValueError here,
+    before anything runs; `count_flops` measures matmul FLOPs per component (slower)."""
+    ids, n, sampling = blt_prompt(prompt), check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    reader = CachedBLT(blt, Meter(next(blt.parameters()).device, count_flops))
+    return _generate_bytes(reader, ids, n, sampling, seed)
+
+
+def generate_nocache(blt: BLT, prompt: str | list[int], max_new_bytes: int, temperature: float = 0.0,
+                     top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                     count_flops: bool = False) -> Iterator[PromptEvent | ByteEvent]:
+    """As `generate`, with Meta's no-cache algorithm: the reference that `generate` must match."""
+    ids, n, sampling = blt_prompt(prompt), check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    reader = NoCacheBLT(blt, Meter(next(blt.parameters()).device, count_flops))
+    return _generate_bytes(reader, ids, n, sampling, seed)
+
+
+def generate_baseline(model: BPEBaseline, tokenizer: "Tokenizer", prompt: str, max_new_bytes: int,
+                      temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                      seed: int | None = None, count_flops: bool = False) -> Iterator[PromptEvent | TokenEvent]:
+    """Stream the BPE baseline's continuation of `prompt`: a PromptEvent, then TokenEvents until
+    max_new_bytes bytes are out (the last token's bytes are cut to fit)."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"the baseline's prompt must be text (str), got {type(prompt).__name__}")
+    if len(prompt.encode("utf-8", errors="replace")) > MAX_PROMPT_BYTES:
+        raise ValueError(f"the prompt is over the cap of {MAX_PROMPT_BYTES} bytes: shorten it")
+    ids = tokenizer.encode(prompt, add_special_tokens=False).ids
+    if not ids:
+        raise ValueError("the BPE baseline has no beginning-of-text token: give it a prompt of at least one character")
+    n, sampling = check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    reader = CachedBaseline(model, Meter(next(model.parameters()).device, count_flops))
+    return _generate_tokens(reader, ids, ByteLevelTokens(tokenizer), n, sampling, seed)
+
+
+def _generate_bytes(reader: Reader, ids: list[int], max_new: int, sampling: Sampling,
+                    seed: int | None) -> Iterator[PromptEvent | ByteEvent]:
+    generator = _rng(seed, reader.device)
+    yield _read_prompt(reader, ids, len(ids) - 1)
+    next_id = ids[-1]
+    for _ in range(max_new):
+        started = time.perf_counter()
+        logits, entropies, closes = reader.feed([next_id])
+        next_id, prob = sampling.sample(logits[-1], generator)
+        entropy = math.nan if entropies is None else float(entropies[-1])
+        yield ByteEvent(next_id, prob, entropy, closes[-1], reader.meter.take(started, reader.kv_bytes()))
+        if next_id == EOS_ID:
+            return
+
+
+def _generate_tokens(reader: CachedBaseline, ids: list[int], token_bytes: ByteLevelTokens, max_new: int,
+                     sampling: Sampling, seed: int | None) -> Iterator[PromptEvent | TokenEvent]:
+    generator = _rng(seed, reader.device)
+    yield _read_prompt(reader, ids, sum(len(token_bytes(i)) for i in ids[1:]))
+    next_id, produced = ids[-1], 0
+    for _ in range(max_new):  # every token holds at least one byte
+        started = time.perf_counter()
+        logits, _, _ = reader.feed([next_id])
+        next_id, prob = sampling.sample(logits[-1], generator)
+        data = token_bytes(next_id)[: max_new - produced]
+        produced += len(data)
+        yield TokenEvent(next_id, data, prob, reader.meter.take(started, reader.kv_bytes()))
+        if produced >= max_new:
+            return
+
+
+def _read_prompt(reader: Reader, ids: list[int], scored_bytes: int) -> PromptEvent:
+    """Feed all of the prompt but its last id in one pass (the loop feeds that one) and score it."""
+    started = time.perf_counter()
+    if len(ids) < 2:
+        return PromptEvent(ids, math.nan, 0, reader.meter.take(started, reader.kv_bytes()))
+    logits, entropies, closes = reader.feed(ids[:-1])
+    target = torch.tensor(ids[1:], device=logits.device)
+    nats = float(F.cross_entropy(logits.float(), target, reduction="sum"))
+    return PromptEvent(ids, nats / math.log(2) / max(scored_bytes, 1), scored_bytes, reader.meter.take(started, reader.kv_bytes()),
+                       [] if entropies is None else entropies.tolist(), closes or [])
+
+
+def _rng(seed: int | None, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+class ByteLevelTokens:
+    """The bytes a byte-level BPE token stands for: each character of its string is one byte (GPT-2's map)."""
+
+    def __init__(self, tokenizer: "Tokenizer"):
+        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+        others = [b for b in range(256) if b not in printable]
+        self.byte_of = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
+        self.tokenizer = tokenizer
+
+    def __call__(self, token_id: int) -> bytes:
+        return bytes(self.byte_of[c] for c in self.tokenizer.id_to_token(token_id))
