@@ -113,7 +113,11 @@ def notice(reading: Reading) -> str:
 
 def view(reading: Reading, s: Settings, extra: str = "") -> View:
     """Cut the reading by every scheme and draw the page (no model run)."""
-    cut = schemes(reading, s)
+    return draw(reading, s, schemes(reading, s), extra)
+
+
+def draw(reading: Reading, s: Settings, cut: list[tuple[str, Segmentation | None, str]], extra: str = "") -> View:
+    """The page for a reading already cut by `schemes`; `extra` is a note shown under the notice."""
     patches = cut[0][1]
     assert patches is not None
     bpe_name, bpe = next(iter(reading.bpe.items()), ("BPE", None))

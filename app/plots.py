@@ -13,15 +13,15 @@ from model.tokenizer import OFFSET, byte_glyph, utf8_char_spans
 
 from .render import LN2, char_glyph
 
-GL_ABOVE = 3000  # points; beyond this WebGL traces keep panning smooth
+MARKERS_UP_TO = 3000  # bytes; longer texts draw the entropy as a bare line
 TICK_LABELS_UP_TO = 120  # bytes; short texts get one tick per byte, labelled with the character
 INITIAL_WINDOW = 400  # bytes shown at first; double-click shows all
-THRESHOLD_COLOUR, START_COLOUR, LINE_COLOUR = "#b91c1c", "#64748b", "#2563eb"
+THRESHOLD_COLOUR, START_COLOUR, LINE_COLOUR = "#b91c1c", "#94a3b8", "#2563eb"
 _AXIS = dict(gridcolor="#e5e7eb", linecolor="#94a3b8", zeroline=False)
 # A light look spelled out: plotly's named templates are slow to copy and heavy to send.
 _LOOK = dict(template="none", paper_bgcolor="white", plot_bgcolor="white", font=dict(size=12, color="#1f2937"),
              colorway=["#2563eb", "#f59e0b", "#10b981", "#a855f7"],
-             margin=dict(l=55, r=20, t=36, b=40))
+             margin=dict(l=55, r=20, t=70, b=40))
 
 
 _ASCII_LABELS = [html.escape(f"{byte_glyph(b + OFFSET)} {b:02X}") for b in range(256)]
@@ -46,20 +46,19 @@ def entropy_chart(analysis: Analysis, seg: Segmentation, threshold_bits: float |
     """Entropy (bits) of each byte's prediction, the threshold θ as a dashed line, patch starts as verticals."""
     n = len(analysis.data)
     bits = (analysis.byte_entropies.float() / LN2).numpy()
-    scatter = go.Scattergl if n > GL_ABOVE else go.Scatter
     labels = _byte_labels(analysis.data)
     patch = np.repeat(np.arange(1, seg.units + 1, dtype=np.int32), [e - s for s, e in seg.spans])
     top = float(max(bits.max(initial=0.0), threshold_bits or 0.0)) * 1.08 + 0.1
-    starts = np.asarray(seg.starts)
-    vx = np.repeat(starts, 3).astype(float)
-    vy = np.tile([0.0, top, np.nan], len(starts))
+    vx = np.repeat(np.asarray(seg.starts, dtype=np.float32), 3)  # one path of segments (x, 0)-(x, top), NaN-separated
     vx[2::3] = np.nan
-    fig = go.Figure([
-        scatter(x=vx, y=vy, mode="lines", name="patch start", hoverinfo="skip",
-                line=dict(color=START_COLOUR, width=1, dash="dot")),
-        scatter(x0=0, dx=1, y=bits, mode="lines+markers" if n <= GL_ABOVE else "lines", name="entropy",
-                line=dict(color=LINE_COLOUR, width=1.5), marker=dict(size=4), text=np.array(labels), customdata=patch,  # arrays: fast to check
-                hovertemplate="byte %{x}: %{text}<br>%{y:.2f} bits<br>patch %{customdata}<extra></extra>"),
+    vy = np.tile(np.array([0, top, np.nan], dtype=np.float32), seg.units)
+    fig = go.Figure([  # SVG, not WebGL: WebGL hangs browsers without a GPU
+        go.Scatter(x=vx, y=vy, mode="lines", name="patch start", hoverinfo="skip",
+                   line=dict(color=START_COLOUR, width=1, dash="dot")),
+        go.Scatter(x0=0, dx=1, y=bits.astype(np.float32), mode="lines+markers" if n <= MARKERS_UP_TO else "lines",
+                   name="entropy", line=dict(color=LINE_COLOUR, width=1.5), marker=dict(size=4),
+                   text=np.array(labels), customdata=patch,  # numpy arrays: fast for plotly to check
+                   hovertemplate="byte %{x}: %{text}<br>%{y:.2f} bits<br>patch %{customdata}<extra></extra>"),
     ])
     if threshold_bits is not None:
         fig.add_hline(y=threshold_bits, line=dict(color=THRESHOLD_COLOUR, dash="dash", width=1.5),
@@ -68,7 +67,8 @@ def entropy_chart(analysis: Analysis, seg: Segmentation, threshold_bits: float |
     if n <= TICK_LABELS_UP_TO:
         xaxis.update(tickmode="array", tickvals=list(range(n)), ticktext=[t.rsplit(" ", 1)[0] for t in labels],
                      tickangle=0, title=None)
-    fig.update_layout(_LOOK, height=330, xaxis=xaxis, dragmode="pan", yaxis=dict(_AXIS, title="entropy (bits)", range=[0, top]),
+    fig.update_layout(_LOOK, height=360, xaxis=xaxis, dragmode="pan",
+                      yaxis=dict(_AXIS, title="entropy (bits)", range=[0, top]),
                       legend=dict(orientation="h", y=1.12, x=0),
                       title=dict(text="Entropy of each byte's prediction; a byte above θ opens a patch", font=dict(size=13)))
     return fig

@@ -152,10 +152,9 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
     current = -1
     for u, a, b, whole in pieces(data, spans):
         first = ""
-        if u != current:
+        if u != current:  # the patch number comes from a CSS counter; its length rides in a CSS variable
             n = spans[u][1] - spans[u][0]
-            out.append(f"{'</span>' * (current >= 0)}<span class=\"p\" style=\"--p:'patch {u + 1} \u00b7 "
-                       f"{n} byte{'s' * (n != 1)}'\">")
+            out.append(f"{'</span>' * (current >= 0)}<span class=\"p\" style=\"--n:'{n} byte{'s' * (n != 1)}'\">")
             current, first = u, " s"
         if b - a == 1 and whole:  # an ASCII character
             x = data[a]
@@ -174,7 +173,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
         else:  # one byte of a character that a patch boundary cuts
             ca, cb = _whole_of(data, a)
             ch = data[ca:cb].decode("utf-8", errors="replace")
-            what = html.escape(f"byte {a - ca + 1} of {cb - ca} of {char_glyph(ch)} ({_char_label(ch)})")
+            what = html.escape(f"byte {a - ca + 1} of {cb - ca} of {char_glyph(ch)} (U+{ord(ch):04X})")
             out.append(f'<i class="h{cls[a]}{first} b" data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[a]} bits&#10;'
                        f'{what}, cut by a patch boundary&#10;guesses: {expect[a]}">{_BYTE_HTML[data[a]]}</i>')
     out.append("</span></div>" if current >= 0 else "</div>")
@@ -226,8 +225,7 @@ def comparison_view(data: bytes, rows: list[tuple[str, Segmentation | None, str]
         current = -1
         for u, a, b, whole in pieces(data, seg.spans, shown):
             if u != current:
-                n = seg.spans[u][1] - seg.spans[u][0]
-                out.append(f'{"</span>" * (current >= 0)}<span class="u" title="{u + 1}: {n} B">')
+                out.append(f'{"</span>" * (current >= 0)}<span class="u">')
                 current = u
             if whole and b - a == 1:
                 x = data[a]
@@ -262,11 +260,14 @@ def message(text: str, kind: str = "info") -> str:
 
 def patch_table(analysis: Analysis, seg: Segmentation, limit: int) -> pd.DataFrame:
     """One row per patch (the first `limit`): where it starts, its bytes, text and entropies in bits."""
-    bits = (analysis.byte_entropies.float() / LN2).numpy()
-    recs = [{"patch": u + 1, "start byte": s, "bytes": e - s, "text": unit_text(analysis.data, s, e),
-             "opening H (bits)": round(float(bits[s]), 3), "mean H (bits)": round(float(bits[s:e].mean()), 3)}
-            for u, (s, e) in enumerate(seg.spans[:limit])]
-    return pd.DataFrame(recs, columns=["patch", "start byte", "bytes", "text", "opening H (bits)", "mean H (bits)"])
+    bits = (analysis.byte_entropies.double() / LN2).numpy()
+    spans = seg.spans[:limit]
+    starts = np.array([s for s, _ in spans])
+    sizes = np.array([e - s for s, e in spans])
+    return pd.DataFrame({"patch": np.arange(1, len(spans) + 1), "start byte": starts, "bytes": sizes,
+                         "text": [unit_text(analysis.data, s, e) for s, e in spans],
+                         "opening H (bits)": bits[starts].round(3),
+                         "mean H (bits)": (np.add.reduceat(bits[: spans[-1][1]], starts) / sizes).round(3)})
 
 
 _H_RULES = "".join(f".blt-text .h{k}{{background:{c}}}" for k, c in enumerate(PALETTE))
@@ -280,10 +281,12 @@ STYLE = f"""<style>
 .blt-text .p:hover{{outline:1px dashed #334155}}
 .blt-text i{{font-style:normal;position:relative;border-radius:2px}}
 .blt-text i:hover{{outline:2px solid #0f172a;z-index:2}}
-.blt-text i:hover::after{{content:var(--p) "\\A" attr(data-t);position:absolute;inset-inline-start:0;top:1.9em;
+.blt-text{{counter-reset:p}}
+.blt-text .p{{counter-increment:p}}
+.blt-text i:hover::after{{content:"patch " counter(p) " · " var(--n) "\\A" attr(data-t);position:absolute;inset-inline-start:0;top:1.9em;
   z-index:20;white-space:pre;background:#0f172a;color:#f8fafc;font:12px/1.45 ui-monospace,monospace;padding:6px 8px;
   border-radius:6px;pointer-events:none;box-shadow:0 4px 14px rgba(0,0,0,.25);direction:ltr;text-align:left}}
-.blt-text i.s:hover::after{{content:var(--p) " · starts here" "\\A" attr(data-t)}}
+.blt-text i.s:hover::after{{content:"patch " counter(p) " · " var(--n) " · starts here" "\\A" attr(data-t)}}
 .blt-text .w,.blt-cmp .w{{color:#64748b;font-size:.85em}}
 .blt-text .b,.blt-cmp .b{{font-size:.7em;vertical-align:.15em;letter-spacing:-.02em}}
 {_H_RULES}

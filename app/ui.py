@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 from model import CheckpointError, load_entropy_model
 from model.analysis import report, segment, solve_threshold
 from model.entropy_model import EntropyModel
+from model.thresholds import shipped_threshold
 from model.tokenizers_bpe import load_bpe_tokenizers
 
 from . import explorer, render
@@ -54,12 +55,20 @@ rules, a fixed stride, a new patch after each space, and BPE tokens.
 
 
 class Models:
-    """Entropy models by name, loaded on first use and shared by every session. The shipped model always
-    stays; at most one of Meta's models (hundreds of MB) is kept beside it."""
+    """Entropy models by name, loaded on first use and shared by every session, each with the threshold it
+    patches with. The shipped model always stays; at most one of Meta's models (hundreds of MB) is kept
+    beside it."""
 
-    def __init__(self, shipped: EntropyModel | None = None):
+    def __init__(self, shipped: EntropyModel | None = None, shipped_threshold_bits: float | None = None):
         self._models = {SHIPPED: shipped if shipped is not None else load_entropy_model()}
+        if shipped_threshold_bits is None:
+            shipped_threshold_bits = DEFAULT_THRESHOLD_BITS if shipped is not None else shipped_threshold() / LN2
+        self.shipped_threshold_bits = shipped_threshold_bits
         self._lock = threading.Lock()
+
+    def threshold_bits(self, name: str) -> float:
+        """The default θ for a model: the shipped BLT's own, tuned to its entropy model; Meta's for Meta's."""
+        return self.shipped_threshold_bits if name == SHIPPED else DEFAULT_THRESHOLD_BITS
 
     def get(self, name: str) -> EntropyModel:
         """The model called `name`; raises CheckpointError (with what to do) when it cannot be loaded."""
@@ -68,8 +77,10 @@ class Models:
             if name not in META_MODELS:
                 raise CheckpointError(f"unknown entropy model {name!r}; choose one of {SHIPPED}, {', '.join(META_MODELS)}")
             with self._lock:  # one download at a time; other sessions keep using loaded models meanwhile
-                model = self._models.get(name) or load_entropy_model(name)
-                self._models = {SHIPPED: self._models[SHIPPED], name: model}
+                model = self._models.get(name)
+                if model is None:
+                    model = load_entropy_model(name)
+                    self._models = {SHIPPED: self._models[SHIPPED], name: model}
         return model
 
 
@@ -80,10 +91,10 @@ def load_examples() -> list[tuple[str, str]]:
 
 
 def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[str, Tokenizer] | None = None,
-              max_bytes: int = MAX_BYTES) -> gr.Blocks:
-    """The explorer page. Models default to the shipped ones (tests pass their own); Llama 3's tokenizer is
-    added when it loads (gated on the Hub)."""
-    models = Models(entropy_model)
+              max_bytes: int = MAX_BYTES, threshold_bits: float | None = None) -> gr.Blocks:
+    """The explorer page. Models default to the shipped ones (tests pass their own, with Meta's θ unless
+    `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
+    models = Models(entropy_model, threshold_bits)
     missing: dict[str, str] = {}
     if bpe_tokenizers is None:
         bpe_tokenizers, missing = load_bpe_tokenizers()
@@ -126,8 +137,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             models.get(name)
         except CheckpointError as e:
             note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
-            return (active, gr.update(value=active), gr.skip(), note, *[gr.skip()] * 6)
-        return (name, gr.skip(), *analyse(text, name, threshold, rise, stride, progress))
+            return (active, gr.update(value=active), gr.skip(), gr.skip(), note, *[gr.skip()] * 6)
+        theta = models.threshold_bits(name)
+        return (name, gr.skip(), theta, *analyse(text, name, theta, rise, stride, progress))
 
     def load_file(path: str | None) -> tuple:
         """The file's text into the text box (which analyses it); the upload box is emptied for the next file."""
@@ -148,25 +160,27 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             shutil.rmtree(exports.popleft(), ignore_errors=True)
         return [str(f) for f in explorer.export(reading, Settings(threshold, rise, int(stride)), folder)], gr.skip()
 
-    def api_analyze(text: str, threshold_bits: float = DEFAULT_THRESHOLD_BITS, target_patch_size: float | None = None,
+    def api_analyze(text: str, threshold_bits: float | None = None, target_patch_size: float | None = None,
                     scheme: Literal["entropy", "monotonic", "static", "space", "byte"] = "entropy",
                     stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
         """Per-byte entropies and the patches of `text`: {"summary", "bytes", "patches"}, as the JSON download.
-        A target patch size, when given, sets the threshold of the entropy schemes."""
+        θ defaults to the model's own; a target patch size, when given, solves θ instead."""
         try:
             a = read(text, model).analysis
-            threshold = threshold_bits * LN2
+            threshold = (models.threshold_bits(model) if threshold_bits is None else threshold_bits) * LN2
             if target_patch_size is not None:
                 threshold, _ = solve_threshold(a, target_patch_size, scheme == "monotonic")
             return report(a, segment(a, scheme, threshold, int(stride)))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
 
-    def api_compare(text: str, threshold_bits: float = DEFAULT_THRESHOLD_BITS, rise_bits: float = DEFAULT_RISE_BITS,
+    def api_compare(text: str, threshold_bits: float | None = None, rise_bits: float = DEFAULT_RISE_BITS,
                     stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
-        """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE)."""
+        """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE); θ defaults
+        to the model's own."""
         try:
-            cut = explorer.schemes(read(text, model), Settings(threshold_bits, rise_bits, int(stride)))
+            theta = models.threshold_bits(model) if threshold_bits is None else threshold_bits
+            cut = explorer.schemes(read(text, model), Settings(theta, rise_bits, int(stride)))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
         return {label: {"units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)} if seg else {"error": why}
@@ -193,10 +207,11 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         notice = gr.HTML(js_on_load=None, elem_id="blt-notice")
         summary = gr.HTML(js_on_load=None, elem_id="blt-summary")
         with gr.Row(equal_height=True):
-            threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_THRESHOLD_BITS, step=0.001, scale=3,
+            threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=models.shipped_threshold_bits, step=0.001, scale=3,
                                   label="Entropy threshold θ (bits)", elem_id="blt-threshold",
-                                  info=f"a byte whose prediction is more uncertain than θ opens a patch; Meta's "
-                                       f"default is {DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
+                                  info=f"a byte whose prediction is more uncertain than θ opens a patch; the shipped "
+                                       f"BLT uses {models.shipped_threshold_bits:.3f} bits, Meta's models "
+                                       f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
             target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)", scale=1,
                                info="solves θ (and the other schemes) for it", elem_id="blt-target")
             fit_button = gr.Button("Fit", scale=0, min_width=80)
@@ -231,7 +246,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         run.click(**analyse_io)
         upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")
         model_choice.input(switch_model, [model_choice, active, text, *knobs],
-                           [active, model_choice, reading, *views], **model_run)
+                           [active, model_choice, threshold, reading, *views], **model_run)
         for knob in knobs:
             knob.input(repatch, [reading, *knobs], views, **drawing)
         for trigger in (fit_button.click, target.submit):

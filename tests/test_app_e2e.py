@@ -110,7 +110,7 @@ def test_hover_shows_bytes_entropy_patch_and_guesses(page):
     cell = page.locator("#blt-text-view .blt-text i").nth(3)
     cell.hover()
     tip = cell.evaluate("e => getComputedStyle(e, '::after').content")
-    assert "patch" in tip and "U+00E9 LATIN SMALL LETTER E WITH ACUTE" in tip and "C3" in tip and "guesses" in tip
+    assert "patch" in tip and "U+00E9" in tip and "C3" in tip and "guesses" in tip
 
 
 def test_threshold_slider_repatches_without_the_model(page, server):
