@@ -3,9 +3,9 @@
 FLOPs count matrix products only (2·m·n·k each), as torch's FlopCounterMode does: projections, feed-forward
 layers, attention scores and value sums over the keys actually attended (a sliding window caps them),
 cross-attention, output heads. Embedding lookups (bytes, hash n-grams, BPE tokens) cost nothing. Each term
-below is what one cached step of model/generate.py computes, so `blt_generation_flops` must equal what
-FlopCounterMode measures on the same run (tests/test_cost.py), and the paper-scale projection uses the very
-same terms with the released BLT configurations.
+below is what one cached step of model/generate.py computes, so `blt_flops` must equal what FlopCounterMode
+measures on the same run (tests/test_cost.py), and the paper-scale projection uses the very same terms with
+the released BLT configurations.
 """
 
 from __future__ import annotations
@@ -150,8 +150,7 @@ class GenerationCost:
     ms_per_byte: dict[str, float]
     kv_bytes: dict[str, int]  # cache memory at the end
     prompt_bits_per_byte: float
-    prompt_ms: float = 0.0
-    notes: list[str] = field(default_factory=list)
+    prompt_ms: float  # reading the prompt
 
     @property
     def bytes_per_s(self) -> float:
@@ -185,7 +184,7 @@ def blt_generation_cost(config: BLTConfig, events: Sequence[PromptEvent | ByteEv
     prompt, steps = _split(events)
     closes = prompt.starts_patch + [e.starts_patch for e in steps]
     if len(prompt.ids) > 1 and len(prompt.starts_patch) != len(prompt.ids) - 1:
-        raise ValueError("these events do not come from a cached BLT generation")
+        raise ValueError("these events do not come from a BLT generation (its prompt has no patch starts)")
     flops = blt_flops(config, closes, first=len(prompt.ids) - 1)
     n = len(steps)
     entropy_steps = n if config.patching.mode == "entropy" else 0

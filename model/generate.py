@@ -11,9 +11,9 @@ Meta's `generate_nocache` re-runs the entropy model and the whole BLT over the p
   closes it (Meta's realtime patching): a patch's global output is first read by the byte after it;
 - local decoder: keys/values per layer, and the cross-attention keys/values of the last closed patch's slots.
 
-Both generators share one loop: read the prompt in one batched pass ("prefill", exactly the state that
-byte-by-byte reading would leave), then feed one byte, sample the next, and yield it. They are Python
-generators: the UI streams their events, and closing one frees its caches.
+Every generator reads the prompt in one batched pass ("prefill": exactly the state that byte-by-byte
+reading would leave), then feeds one id, samples the next and yields it. They are Python generators: the
+UI streams their events, and closing one frees its caches.
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ class ByteEvent:
     starts_patch: bool
     cost: Cost
 
+    @property
+    def global_step(self) -> bool:
+        """Did the global transformer run to predict this byte? Exactly when the byte opens a patch."""
+        return self.starts_patch
+
 
 @dataclass
 class TokenEvent:
@@ -153,13 +158,11 @@ class Sampling:
     top_p: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) \
-                or not math.isfinite(self.temperature) or self.temperature < 0:
+        if not (_finite(self.temperature) and self.temperature >= 0):
             raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+        if self.top_k is not None and not (_whole(self.top_k) and self.top_k >= 1):
             raise ValueError(f"top_k must be a whole number >= 1 or None, got {self.top_k!r}")
-        if self.top_p is not None and (isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float))
-                                       or not 0 < self.top_p <= 1):
+        if self.top_p is not None and not (_finite(self.top_p) and 0 < self.top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
 
     def sample(self, logits: Tensor, generator: torch.Generator) -> tuple[int, float]:
@@ -181,8 +184,16 @@ class Sampling:
         return i, float(probs[i])
 
 
+def _whole(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _finite(x: object) -> bool:
+    return (_whole(x) or isinstance(x, float)) and math.isfinite(x)
+
+
 def check_max_new_bytes(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NEW_BYTES:
+    if not (_whole(n) and 1 <= n <= MAX_NEW_BYTES):
         raise ValueError(f"max_new_bytes must be a whole number from 1 to {MAX_NEW_BYTES}, got {n!r}")
     return n
 
@@ -191,7 +202,7 @@ def blt_prompt(prompt: str | list[int]) -> list[int]:
     """BLT ids of a prompt: text is encoded with BOS first; an empty prompt is BOS alone."""
     if isinstance(prompt, str):
         ids = encode(prompt)
-    elif isinstance(prompt, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt):
+    elif isinstance(prompt, (list, tuple)) and all(_whole(i) for i in prompt):
         ids = list(prompt) or [BOS_ID]
         if any(not 0 <= i < VOCAB_SIZE for i in ids):
             raise ValueError(f"prompt ids must lie in [0, {VOCAB_SIZE})")

@@ -134,7 +134,7 @@ def test_greedy_generation_equals_no_cache_byte_for_byte(blt):
     assert math.isclose(prompt_event.bits_per_byte, float(nats) / math.log(2) / (ids.shape[1] - 1), rel_tol=1e-4)
     assert len(prompt_event.starts_patch) == ids.shape[1] - 1
     assert all(0 <= e.prob <= 1 and e.cost.wall_ms > 0 for e in fast)
-    assert all(("global_transformer" in e.cost.ms) == e.starts_patch for e in fast)
+    assert all(("global_transformer" in e.cost.ms) == e.global_step == e.starts_patch for e in fast)
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +165,10 @@ def test_caches_stay_within_their_windows(small_blt):
 def test_shipped_model_cached_equals_no_cache():
     blt = model.load_blt()
     for prompt in ("The famous composer from Salzburg", "Über den Wolken — 東京"):
-        fast, slow = list(generate(blt, prompt, 64)), list(generate_nocache(blt, prompt, 64))
+        fast, slow = list(generate(blt, prompt, 48)), list(generate_nocache(blt, prompt, 48))
         assert [e.id for e in fast[1:]] == [e.id for e in slow[1:]]
         assert [e.starts_patch for e in fast[1:]] == [e.starts_patch for e in slow[1:]]
-    assert 1 < sum(e.starts_patch for e in fast[1:]) < 64
+        assert 1 < sum(e.starts_patch for e in fast[1:]) < len(fast) - 1  # real patches, not one per byte
 
 
 # --- stopping, closing, bad input --------------------------------------------------------------------------
