@@ -25,8 +25,9 @@ MAX_BYTES = int(os.environ.get("BLT_EXPLORER_MAX_BYTES", 100_000))
 DEFAULT_THRESHOLD_BITS = DEFAULT_THRESHOLD / LN2
 DEFAULT_RISE_BITS = 1.0
 DEFAULT_STRIDE = 4
-PREVIEW_BYTES = 4096  # bytes of text drawn per row of the scheme comparison (counts always cover all)
-TABLE_ROWS = 2000  # patches listed in the table (the downloads hold all)
+VIEW_BYTES = 16_384  # bytes of text drawn at once; longer texts page through them (the browser stays quick)
+PREVIEW_BYTES = 2048  # bytes of text drawn per row of the scheme comparison (counts always cover all)
+TABLE_ROWS = 500  # patches listed in the table (the downloads hold all)
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Settings:
     threshold_bits: float = DEFAULT_THRESHOLD_BITS  # global entropy threshold
     rise_bits: float = DEFAULT_RISE_BITS  # monotonic variant: entropy rise over the previous byte
     stride: int = DEFAULT_STRIDE  # static patching's patch size
+    view_from: int = 0  # first byte of the text view's window
 
 
 @dataclass
@@ -76,11 +78,21 @@ def tokenize(analysis: Analysis, tokenizers: dict[str, Tokenizer]) -> dict[str, 
     return {name: bpe_segmentation(analysis, tok) for name, tok in tokenizers.items()}
 
 
+def patches(reading: Reading, s: Settings) -> Segmentation:
+    """The page's patches: entropy patching with the global threshold θ, as BLT cuts."""
+    return segment(reading.analysis, "entropy", s.threshold_bits * LN2)
+
+
+def text(reading: Reading, s: Settings, cut: Segmentation) -> str:
+    """The text view: the window of VIEW_BYTES from s.view_from, coloured, with `cut`'s patches marked."""
+    return render.text_view(reading.analysis, cut, s.threshold_bits, s.view_from, s.view_from + VIEW_BYTES)
+
+
 def schemes(reading: Reading, s: Settings) -> list[tuple[str, Segmentation | None, str]]:
     """The text cut by every scheme, as (label, segmentation or None, note); the first is the page's patches."""
     a = reading.analysis
     out: list[tuple[str, Segmentation | None, str]] = [
-        (f"Entropy, global threshold θ = {s.threshold_bits:.2f} bits", segment(a, "entropy", s.threshold_bits * LN2), ""),
+        (f"Entropy, global threshold θ = {s.threshold_bits:.2f} bits", patches(reading, s), ""),
         (f"Entropy, monotonic: rise > {s.rise_bits:.2f} bits", segment(a, "monotonic", s.rise_bits * LN2), ""),
         (f"Static, every {s.stride} bytes", segment(a, "static", stride=s.stride), ""),
         ("Space patching", segment(a, "space"), ""),
@@ -118,33 +130,33 @@ def view(reading: Reading, s: Settings, extra: str = "") -> View:
 
 def draw(reading: Reading, s: Settings, cut: list[tuple[str, Segmentation | None, str]], extra: str = "") -> View:
     """The page for a reading already cut by `schemes`; `extra` is a note shown under the notice."""
-    patches = cut[0][1]
-    assert patches is not None
+    main = cut[0][1]
+    assert main is not None
     bpe_name, bpe = next(iter(reading.bpe.items()), ("BPE", None))
-    sizes = [("entropy patches", patches)] + [(f"{name} tokens", seg) for name, seg in reading.bpe.items()]
+    sizes = [("entropy patches", main)] + [(f"{name} tokens", seg) for name, seg in reading.bpe.items()]
     a = reading.analysis
     return View(notice(reading) + render.message(extra),
-                render.summary_view(a, patches, bpe, bpe_name),
-                render.text_view(a, patches, s.threshold_bits),
-                plots.entropy_chart(a, patches, s.threshold_bits),
+                render.summary_view(a, main, bpe, bpe_name),
+                text(reading, s, main),
+                plots.entropy_chart(a, main, s.threshold_bits),
                 plots.size_histogram(sizes),
                 render.comparison_view(a.data, cut, PREVIEW_BYTES),
-                render.patch_table(a, patches, TABLE_ROWS))
+                render.patch_table(a, main, TABLE_ROWS))
 
 
 def export(reading: Reading, s: Settings, folder: Path) -> list[Path]:
     """Per-byte CSV, the full JSON report (with every scheme's counts) and the chart as HTML, in `folder`."""
     cut = schemes(reading, s)
-    patches = cut[0][1]
+    main = cut[0][1]
     a = reading.analysis
     csv, js, chart = folder / "blt-bytes.csv", folder / "blt-report.json", folder / "blt-entropy-chart.html"
-    pd.DataFrame(rows(a, patches)).to_csv(csv, index=False)
-    doc = report(a, patches)
+    pd.DataFrame(rows(a, main)).to_csv(csv, index=False)
+    doc = report(a, main)
     doc["summary"].update(model=reading.model, threshold_bits=round(s.threshold_bits, 6))
     doc["schemes"] = {label: {"units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)}
                       for label, seg, _ in cut if seg is not None}
     js.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    plots.entropy_chart(a, patches, s.threshold_bits).write_html(chart, include_plotlyjs="cdn")
+    plots.entropy_chart(a, main, s.threshold_bits).write_html(chart, include_plotlyjs="cdn")
     return [csv, js, chart]
 
 

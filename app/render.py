@@ -11,6 +11,7 @@ character, each of its bytes is drawn on its own as hex (<C3>), so no byte is ev
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import math
@@ -89,12 +90,20 @@ def _char_label(ch: str) -> str:
 # --- pieces: how the bytes of each unit are drawn --------------------------------------------------------
 
 
-def pieces(data: bytes, spans: list[tuple[int, int]], end: int | None = None) -> Iterator[tuple[int, int, int, bool]]:
-    """(unit, start, stop, whole) for the bytes of `data` up to `end`, in order: one piece per character
-    lying inside one unit (whole=True), one piece per byte of a character that a unit boundary cuts."""
+def char_start(data: bytes, i: int) -> int:
+    """The start of the character holding byte i (i itself at a character boundary or at the end)."""
+    return _whole_of(data, i)[0] if i < len(data) else len(data)
+
+
+def pieces(data: bytes, spans: list[tuple[int, int]], start: int = 0,
+           end: int | None = None) -> Iterator[tuple[int, int, int, bool]]:
+    """(unit, start, stop, whole) for bytes [start, end) of `data` (character boundaries), in order: one piece
+    per character lying inside one unit (whole=True), one per byte of a character that a unit boundary cuts."""
     end = len(data) if end is None else min(end, len(data))
-    u, unit_end = 0, spans[0][1] if spans else 0
-    for a, b in utf8_char_spans(data[:end]):
+    u = bisect.bisect_right(spans, (start, len(data) + 1)) - 1  # the unit holding byte `start`
+    unit_end = spans[u][1]
+    for a, b in utf8_char_spans(data[start:end]):
+        a, b = a + start, b + start
         while a >= unit_end:
             u += 1
             unit_end = spans[u][1]
@@ -132,50 +141,63 @@ def _guess_text(token_id: int, pct: int) -> str:
 _GUESSES = [_guess_text(i, p) for i in range(256 + OFFSET) for p in range(101)]  # by id * 101 + percent
 
 
-def expectations(analysis: Analysis, stop: int) -> list[str]:
-    """The entropy model's top-5 guesses for each of bytes 0..stop-1, as escaped text ("e 41%  ⋅ 20%  …")."""
-    pct = np.rint(analysis.top_probs[:stop].float().numpy() * 100).astype(np.int64)
-    codes = (analysis.top_ids[:stop].numpy().astype(np.int64) * 101 + pct).tolist()
+def expectations(analysis: Analysis, start: int, stop: int) -> list[str]:
+    """The entropy model's top-5 guesses for each of bytes start..stop-1, as escaped text ("e 41%  ⋅ 20%  …")."""
+    pct = np.rint(analysis.top_probs[start:stop].float().numpy() * 100).astype(np.int64)
+    codes = (analysis.top_ids[start:stop].numpy().astype(np.int64) * 101 + pct).tolist()
     g = _GUESSES
     return [f"{g[a]}  {g[b]}  {g[c]}  {g[d]}  {g[e]}" for a, b, c, d, e in codes]
 
 
-def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | None) -> str:
-    """The text coloured by the entropy of each byte's prediction, patches marked, a tooltip per cell."""
+def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | None, start: int = 0,
+              stop: int | None = None) -> str:
+    """The text (bytes start..stop, moved to character boundaries) coloured by the entropy of each byte's
+    prediction, patches marked, a tooltip per cell. A window of a long text keeps the page light."""
     data = analysis.data
-    bits = (analysis.byte_entropies.float() / LN2).numpy()
+    start, stop = char_start(data, max(0, start)), char_start(data, len(data) if stop is None else min(stop, len(data)))
+    bits = (analysis.byte_entropies[start:stop].float() / LN2).numpy()
     h = [f"{b:.2f}" for b in bits.tolist()]
     cls = colour_index(bits).tolist()
-    expect = expectations(analysis, len(data))
+    expect = expectations(analysis, start, stop)
     spans = seg.spans
-    out = [legend(threshold_bits), '<div class="blt-text" dir="auto">']
+    out = [legend(threshold_bits)]
+    if (start, stop) != (0, len(data)):
+        out.append(message(f"Showing bytes {start:,}\u2013{stop - 1:,} of {len(data):,} (move \u201cText view from byte\u201d "
+                           "to page through it); the counts, charts and downloads cover every byte."))
+    u0 = bisect.bisect_right(spans, (start, len(data) + 1)) - 1
+    out.append(f'<div class="blt-text" dir="auto" style="counter-reset:p {u0}">')
     current = -1
-    for u, a, b, whole in pieces(data, spans):
+    for u, a, b, whole in pieces(data, spans, start, stop):
         first = ""
         if u != current:  # the patch number comes from a CSS counter; its length rides in a CSS variable
             n = spans[u][1] - spans[u][0]
-            out.append(f"{'</span>' * (current >= 0)}<span class=\"p\" style=\"--n:'{n} byte{'s' * (n != 1)}'\">")
-            current, first = u, " s"
+            opens = a == spans[u][0]  # a window can begin inside a patch: no start mark there
+            out.append(f"{'</span>' * (current >= 0)}<span class=\"p{'' if opens else ' q'}\" "
+                       f"style=\"--n:'{n} byte{'s' * (n != 1)}'\">")
+            current, first = u, " s" * opens
+        i = a - start  # index into this window's per-byte lists
         if b - a == 1 and whole:  # an ASCII character
             x = data[a]
             glyph = _BYTE_HTML[x]
-            out.append(f'<i class="h{cls[a]}{first}{_MARK[x]}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[a]} bits'
-                       f'&#10;guesses: {expect[a]}">{glyph}</i>{_BREAK[x]}')
+            out.append(f'<i class="h{cls[i]}{first}{_MARK[x]}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits'
+                       f'&#10;guesses: {expect[i]}">{glyph}</i>{_BREAK[x]}')
         elif whole:  # a multi-byte character inside one patch: a stripe of colour per byte
             ch = data[a:b].decode("utf-8")
             glyph = html.escape(char_glyph(ch))
             w = 100 / (b - a)
-            stripes = ",".join(f"{PALETTE[cls[i]]} {k * w:.3g}% {(k + 1) * w:.3g}%" for k, i in enumerate(range(a, b)))
+            stripes = ",".join(f"{PALETTE[cls[i + k]]} {k * w:.3g}% {(k + 1) * w:.3g}%" for k in range(b - a))
             out.append(f'<i class="{first}{" w" * is_marker(char_glyph(ch), ch)}" style="background:linear-gradient(90deg,{stripes})" '
                        f'data-t="{glyph} \u00b7 {html.escape(_char_label(ch))}&#10;{data[a:b].hex(" ").upper()} \u00b7 '
-                       f'bytes {a}\u2013{b - 1} \u00b7 H {" + ".join(h[a:b])} bits&#10;guesses for byte {a}: {expect[a]}">'
+                       f'bytes {a}\u2013{b - 1} \u00b7 H {" + ".join(h[i : i + b - a])} bits&#10;guesses for byte {a}: {expect[i]}">'
                        f"{glyph}</i>")
         else:  # one byte of a character that a patch boundary cuts
             ca, cb = _whole_of(data, a)
             ch = data[ca:cb].decode("utf-8", errors="replace")
-            what = html.escape(f"byte {a - ca + 1} of {cb - ca} of {char_glyph(ch)} (U+{ord(ch):04X})")
-            out.append(f'<i class="h{cls[a]}{first} b" data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[a]} bits&#10;'
-                       f'{what}, cut by a patch boundary&#10;guesses: {expect[a]}">{_BYTE_HTML[data[a]]}</i>')
+            glyph = html.escape(char_glyph(ch))
+            label = f' data-c="{glyph}"' if a == ca else ""  # the character, drawn above its first byte
+            out.append(f'<i class="h{cls[i]}{first} b"{label} data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits&#10;'
+                       f"byte {a - ca + 1} of {cb - ca} of {glyph} (U+{ord(ch):04X}), cut by a patch boundary&#10;"
+                       f'guesses: {expect[i]}">{_BYTE_HTML[data[a]]}</i>')
     out.append("</span></div>" if current >= 0 else "</div>")
     return "".join(out)
 
@@ -208,7 +230,7 @@ def unit_text(data: bytes, start: int, stop: int) -> str:
 
 def comparison_view(data: bytes, rows: list[tuple[str, Segmentation | None, str]], preview_bytes: int) -> str:
     """The same text cut by each scheme, one above the other: (label, segmentation or None, note) per row."""
-    shown = min(len(data), preview_bytes)
+    shown = char_start(data, min(len(data), preview_bytes))
     out = ['<div class="blt-cmp">']
     if shown < len(data):
         out.append(f'<p class="note">Each row draws the first {shown:,} of {len(data):,} bytes; '
@@ -223,7 +245,7 @@ def comparison_view(data: bytes, rows: list[tuple[str, Segmentation | None, str]
                    f'bytes/unit</span>{f"<span class=na>{html.escape(notes)}</span>" if notes else ""}</div>'
                    '<div class="strip" dir="auto">')
         current = -1
-        for u, a, b, whole in pieces(data, seg.spans, shown):
+        for u, a, b, whole in pieces(data, seg.spans, 0, shown):
             if u != current:
                 out.append(f'{"</span>" * (current >= 0)}<span class="u">')
                 current = u
@@ -273,20 +295,23 @@ def patch_table(analysis: Analysis, seg: Segmentation, limit: int) -> pd.DataFra
 _H_RULES = "".join(f".blt-text .h{k}{{background:{c}}}" for k, c in enumerate(PALETTE))
 
 STYLE = f"""<style>
-.blt-text{{font:15px/1.9 ui-monospace,SFMono-Regular,Menlo,Consolas,"Noto Sans Mono",monospace;background:#fff;
+.blt-text{{font:15px/2.2 ui-monospace,SFMono-Regular,Menlo,Consolas,"Noto Sans Mono",monospace;background:#fff;
   color:#111;padding:10px 12px;border:1px solid #d0d7de;border-radius:8px;overflow-wrap:anywhere;max-height:32em;
   overflow-y:auto}}
 .blt-text .p{{border-inline-start:2px solid #1f2937;padding-inline-start:1px;box-shadow:inset 0 -2px #cbd5e1}}
 .blt-text .p:nth-child(even){{box-shadow:inset 0 -2px #64748b}}
+.blt-text .p.q{{border-inline-start:none}}
 .blt-text .p:hover{{outline:1px dashed #334155}}
 .blt-text i{{font-style:normal;position:relative;border-radius:2px}}
 .blt-text i:hover{{outline:2px solid #0f172a;z-index:2}}
 .blt-text{{counter-reset:p}}
 .blt-text .p{{counter-increment:p}}
-.blt-text i:hover::after{{content:"patch " counter(p) " · " var(--n) "\\A" attr(data-t);position:absolute;inset-inline-start:0;top:1.9em;
+.blt-text i:hover::after{{content:"patch " counter(p) " · " var(--n) "\\A" attr(data-t);position:absolute;inset-inline-start:0;top:2em;
   z-index:20;white-space:pre;background:#0f172a;color:#f8fafc;font:12px/1.45 ui-monospace,monospace;padding:6px 8px;
   border-radius:6px;pointer-events:none;box-shadow:0 4px 14px rgba(0,0,0,.25);direction:ltr;text-align:left}}
 .blt-text i.s:hover::after{{content:"patch " counter(p) " · " var(--n) " · starts here" "\\A" attr(data-t)}}
+.blt-text i[data-c]::before{{content:attr(data-c);position:absolute;inset-inline-start:0;bottom:1.15em;font-size:.75em;
+  line-height:1;color:#334155;pointer-events:none}}
 .blt-text .w,.blt-cmp .w{{color:#64748b;font-size:.85em}}
 .blt-text .b,.blt-cmp .b{{font-size:.7em;vertical-align:.15em;letter-spacing:-.02em}}
 {_H_RULES}

@@ -108,26 +108,37 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes)
 
     def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
+        """A new text: run the model once; the reading goes to the session state, the view starts at byte 0."""
         if not text or not text.strip():
-            return (None, render.message(HINT), "", "", None, None, "", None)
+            return (None, gr.update(visible=False), render.message(HINT), "", "", None, None, "", None)
         progress(0.1, desc="Reading the text with the entropy model")
         try:
             reading = read(text, name)
         except (ValueError, CheckpointError) as e:
-            return (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 6)
+            return (gr.skip(), gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 6)
         progress(0.8, desc="Drawing")
-        return (reading, *view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride)))))
+        n = len(reading.analysis.data)
+        pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
+        return (reading, pager, *view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride)))))
 
-    def repatch(reading: Reading | None, threshold: float, rise: float, stride: float) -> tuple:
+    def repatch(reading: Reading | None, threshold: float, rise: float, stride: float, view_from: float) -> tuple:
         if reading is None:
             return tuple(gr.skip() for _ in range(7))
-        return view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride))))
+        return view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride), int(view_from))))
 
-    def fit(reading: Reading | None, target: float | None) -> tuple:
+    def page(reading: Reading | None, threshold: float, view_from: float) -> str:
+        """Another window of a long text: only the text view is drawn again."""
+        if reading is None:
+            return gr.skip()
+        s = Settings(threshold, view_from=int(view_from))
+        return explorer.text(reading, s, explorer.patches(reading, s))
+
+    def fit(reading: Reading | None, target: float | None, view_from: float) -> tuple:
         if reading is None or target is None or not target >= 1:
             why = "Analyse a text first." if reading is None else "The target patch size must be at least 1 byte."
             return (gr.skip(), gr.skip(), gr.skip(), render.message(why, "error"), *[gr.skip()] * 6)
         s, note = explorer.fit(reading, float(target))
+        s.view_from = int(view_from)
         return (s.threshold_bits, s.rise_bits, s.stride, *view_outputs(explorer.view(reading, s, note)))
 
     def switch_model(name: str, active: str, text: str, threshold: float, rise: float, stride: float,
@@ -137,7 +148,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             models.get(name)
         except CheckpointError as e:
             note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
-            return (active, gr.update(value=active), gr.skip(), gr.skip(), note, *[gr.skip()] * 6)
+            return (active, gr.update(value=active), gr.skip(), gr.skip(), gr.skip(), note, *[gr.skip()] * 6)
         theta = models.threshold_bits(name)
         return (name, gr.skip(), theta, *analyse(text, name, theta, rise, stride, progress))
 
@@ -215,6 +226,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)", scale=1,
                                info="solves θ (and the other schemes) for it", elem_id="blt-target")
             fit_button = gr.Button("Fit", scale=0, min_width=80)
+        view_from = gr.Slider(0, 1, value=0, step=1, label="Text view from byte", visible=False, elem_id="blt-view-from",
+                              info=f"long texts are drawn {explorer.VIEW_BYTES:,} bytes at a time")
         text_view = gr.HTML(js_on_load=None, elem_id="blt-text-view")
         with gr.Row():
             chart = gr.Plot(label="Entropy per byte", scale=3, elem_id="blt-chart")
@@ -235,23 +248,25 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         with gr.Accordion("How to read this page", open=False):
             gr.Markdown(ABOUT)
 
-        knobs = [threshold, rise, stride]
+        knobs = [threshold, rise, stride, view_from]
         views = [notice, summary, text_view, chart, sizes, comparison, table]
         model_run = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY, api_visibility="private")
         drawing = dict(concurrency_id="draw", concurrency_limit=2, api_visibility="private", show_progress="hidden",
                        trigger_mode="always_last")
-        analyse_io = dict(fn=analyse, inputs=[text, active, *knobs], outputs=[reading, *views], **model_run)
+        analyse_io = dict(fn=analyse, inputs=[text, active, threshold, rise, stride], outputs=[reading, view_from, *views],
+                          **model_run)
         demo.load(**analyse_io)
         text.change(**analyse_io, trigger_mode="always_last", show_progress="minimal")
         run.click(**analyse_io)
         upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")
-        model_choice.input(switch_model, [model_choice, active, text, *knobs],
-                           [active, model_choice, threshold, reading, *views], **model_run)
-        for knob in knobs:
+        model_choice.input(switch_model, [model_choice, active, text, threshold, rise, stride],
+                           [active, model_choice, threshold, reading, view_from, *views], **model_run)
+        for knob in (threshold, rise, stride):
             knob.input(repatch, [reading, *knobs], views, **drawing)
+        view_from.input(page, [reading, threshold, view_from], text_view, **drawing)
         for trigger in (fit_button.click, target.submit):
-            trigger(fit, [reading, target], [*knobs, *views], **drawing)
-        export_button.click(export, [reading, *knobs], [files, notice], api_visibility="private")
+            trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing)
+        export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)

@@ -15,7 +15,7 @@ import huggingface_hub.constants
 import pytest
 from test_app_render import MIXED, XSS, Counting, tiny_models
 
-from app import build_app, render
+from app import build_app, explorer, render
 from app.ui import LAUNCH, SHIPPED, load_examples
 from model.analysis import analyze, segment
 
@@ -23,6 +23,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 WAIT_MS = 20_000
 MAX_BYTES = 3000
+VIEW_BYTES = 1000  # small, so that a long text pages
 MOZART = load_examples()[0][1]
 
 
@@ -39,6 +40,7 @@ def server():
     counting = Counting(em)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # Meta's models: fail fast, as offline
+        mp.setattr(explorer, "VIEW_BYTES", VIEW_BYTES)
         demo = build_app(counting, tokenizers, max_bytes=MAX_BYTES)
         _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                                 quiet=True, **LAUNCH)
@@ -178,6 +180,18 @@ def test_over_the_cap_is_said_plainly(page):
     notice = page.inner_text("#blt-notice")
     assert f"This text is {len(text):,} bytes; the size cap is {MAX_BYTES:,} bytes" in notice
     assert page.inner_text("#blt-bytes") == f"{MAX_BYTES:,}"
+
+
+def test_long_text_pages_without_the_model(page, server):
+    text = "The famous composer from Salzburg known as Mozart wrote music. " * 40  # 2,520 bytes
+    analyse(page, text)
+    assert "Showing bytes 0\u2013999 of 2,520" in page.inner_text("#blt-text-view")
+    runs = server[1].calls
+    box = page.locator("#blt-view-from input[type=number]")
+    box.fill("1500")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#blt-text-view').textContent.includes('Showing bytes 1,500')")
+    assert server[1].calls == runs and page.inner_text("#blt-bytes") == "2,520"
 
 
 def test_binary_upload_is_refused(page, tmp_path):

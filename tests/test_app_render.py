@@ -155,9 +155,30 @@ def test_text_cut_mid_character_by_the_size_cap(em, models):
     assert "&lt;C3&gt;" in v.text
 
 
+def test_a_window_of_a_long_text(em):
+    a = analyze("é" + "The famous composer from Salzburg. " * 4 + "中文", em)
+    seg = segment(a, "static", stride=5)
+    out = render.text_view(a, seg, None, 22, len(a.data) - 4)  # starts inside a patch, ends inside 中
+    u0 = next(u for u, (s, e) in enumerate(seg.spans) if s <= 22 < e)
+    assert f'style="counter-reset:p {u0}"' in out and '<span class="p q"' in out
+    assert f"Showing bytes 22\u2013{len(a.data) - 7:,} of {len(a.data)}" in out
+    cells = len(re.findall(r"<i ", out))
+    assert cells == len(list(render.pieces(a.data, seg.spans, 22, len(a.data) - 6)))
+    assert "中" not in out and "&lt;E4&gt;" not in out
+    inside = render.text_view(a, Segmentation("x", [(0, len(a.data))]), None, 1, 100)  # byte 1 is inside é
+    assert ">é</i>" in inside and "Showing bytes 0\u2013" in inside
+    assert "Showing" not in render.text_view(a, seg, None)
+
+
+def test_comparison_preview_ends_at_a_character_boundary():
+    data = "ab中".encode()
+    out = render.comparison_view(data, [("x", Segmentation("x", [(0, len(data))]), "")], 3)
+    assert "first 2 of 5 bytes" in out and "&lt;E4&gt;" not in out
+
+
 def test_tooltip_guesses_are_the_models_top5_for_that_byte(em):
     a = analyze("hello", em)
-    guesses = render.expectations(a, len(a.data))
+    guesses = render.expectations(a, 0, len(a.data))
     ids, probs = a.top_ids[2].tolist(), a.top_probs[2].tolist()
     want = [f"{render.html.escape(model.tokenizer.byte_glyph(i))} {round(p * 100)}%" if round(p * 100) else
             f"{render.html.escape(model.tokenizer.byte_glyph(i))} &lt;1%" for i, p in zip(ids, probs)]
