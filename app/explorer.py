@@ -61,7 +61,6 @@ class View:
     chart: go.Figure
     sizes: go.Figure
     comparison: str
-    table: pd.DataFrame
 
 
 def read(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: dict[str, Tokenizer],
@@ -140,8 +139,12 @@ def draw(reading: Reading, s: Settings, cut: list[tuple[str, Segmentation | None
                 text(reading, s, main),
                 plots.entropy_chart(a, main, s.threshold_bits),
                 plots.size_histogram(sizes),
-                render.comparison_view(a.data, cut, PREVIEW_BYTES),
-                render.patch_table(a, main, TABLE_ROWS))
+                render.comparison_view(a.data, cut, PREVIEW_BYTES))
+
+
+def table(reading: Reading, s: Settings) -> pd.DataFrame:
+    """The patch table (its first TABLE_ROWS patches), drawn only while it is open on the page."""
+    return render.patch_table(reading.analysis, patches(reading, s), TABLE_ROWS)
 
 
 def export(reading: Reading, s: Settings, folder: Path) -> list[Path]:

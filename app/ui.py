@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import gradio as gr
+import pandas as pd
 from tokenizers import Tokenizer
 
 from model import CheckpointError, load_entropy_model
@@ -102,7 +103,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     exports: deque[Path] = deque()
 
     def view_outputs(v: explorer.View) -> tuple:
-        return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison, v.table
+        return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
 
     def read(text: str, name: str) -> Reading:
         return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes)
@@ -110,12 +111,12 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
         """A new text: run the model once; the reading goes to the session state, the view starts at byte 0."""
         if not text or not text.strip():
-            return (None, gr.update(visible=False), render.message(HINT), "", "", None, None, "", None)
+            return (None, gr.update(visible=False), render.message(HINT), "", "", None, None, "")
         progress(0.1, desc="Reading the text with the entropy model")
         try:
             reading = read(text, name)
         except (ValueError, CheckpointError) as e:
-            return (gr.skip(), gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 6)
+            return (gr.skip(), gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
         progress(0.8, desc="Drawing")
         n = len(reading.analysis.data)
         pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
@@ -123,8 +124,14 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
 
     def repatch(reading: Reading | None, threshold: float, rise: float, stride: float, view_from: float) -> tuple:
         if reading is None:
-            return tuple(gr.skip() for _ in range(7))
+            return tuple(gr.skip() for _ in range(6))
         return view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride), int(view_from))))
+
+    def fill_table(reading: Reading | None, threshold: float, is_open: bool) -> pd.DataFrame:
+        """The patch table, drawn only while its accordion is open (a big table is slow for the browser)."""
+        if reading is None or not is_open:
+            return gr.skip()
+        return explorer.table(reading, Settings(threshold))
 
     def page(reading: Reading | None, threshold: float, view_from: float) -> str:
         """Another window of a long text: only the text view is drawn again."""
@@ -136,7 +143,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def fit(reading: Reading | None, target: float | None, view_from: float) -> tuple:
         if reading is None or target is None or not target >= 1:
             why = "Analyse a text first." if reading is None else "The target patch size must be at least 1 byte."
-            return (gr.skip(), gr.skip(), gr.skip(), render.message(why, "error"), *[gr.skip()] * 6)
+            return (gr.skip(), gr.skip(), gr.skip(), render.message(why, "error"), *[gr.skip()] * 5)
         s, note = explorer.fit(reading, float(target))
         s.view_from = int(view_from)
         return (s.threshold_bits, s.rise_bits, s.stride, *view_outputs(explorer.view(reading, s, note)))
@@ -148,7 +155,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             models.get(name)
         except CheckpointError as e:
             note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
-            return (active, gr.update(value=active), gr.skip(), gr.skip(), gr.skip(), note, *[gr.skip()] * 6)
+            return (active, gr.update(value=active), gr.skip(), gr.skip(), gr.skip(), note, *[gr.skip()] * 5)
         theta = models.threshold_bits(name)
         return (name, gr.skip(), theta, *analyse(text, name, theta, rise, stride, progress))
 
@@ -239,7 +246,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             stride = gr.Slider(1, 16, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
                                elem_id="blt-stride")
         comparison = gr.HTML(js_on_load=None, elem_id="blt-comparison")
-        with gr.Accordion("Patch table", open=False):
+        with gr.Accordion("Patch table", open=False) as table_box:
             table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
                                  interactive=False, wrap=True, elem_id="blt-table")
         with gr.Row():
@@ -249,23 +256,27 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             gr.Markdown(ABOUT)
 
         knobs = [threshold, rise, stride, view_from]
-        views = [notice, summary, text_view, chart, sizes, comparison, table]
+        views = [notice, summary, text_view, chart, sizes, comparison]
+        table_open = gr.State(False)
         model_run = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY, api_visibility="private")
         drawing = dict(concurrency_id="draw", concurrency_limit=2, api_visibility="private", show_progress="hidden",
                        trigger_mode="always_last")
+        table_io = dict(fn=fill_table, inputs=[reading, threshold, table_open], outputs=table, **drawing)
         analyse_io = dict(fn=analyse, inputs=[text, active, threshold, rise, stride], outputs=[reading, view_from, *views],
                           **model_run)
-        demo.load(**analyse_io)
-        text.change(**analyse_io, trigger_mode="always_last", show_progress="minimal")
-        run.click(**analyse_io)
+        demo.load(**analyse_io).then(**table_io)
+        text.change(**{**analyse_io, "trigger_mode": "always_last"}, show_progress="minimal").then(**table_io)
+        run.click(**analyse_io).then(**table_io)
         upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")
         model_choice.input(switch_model, [model_choice, active, text, threshold, rise, stride],
-                           [active, model_choice, threshold, reading, view_from, *views], **model_run)
+                           [active, model_choice, threshold, reading, view_from, *views], **model_run).then(**table_io)
         for knob in (threshold, rise, stride):
-            knob.input(repatch, [reading, *knobs], views, **drawing)
+            knob.input(repatch, [reading, *knobs], views, **drawing).then(**table_io)
         view_from.input(page, [reading, threshold, view_from], text_view, **drawing)
         for trigger in (fit_button.click, target.submit):
-            trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing)
+            trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
+        table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
+        table_box.collapse(lambda: False, None, table_open, api_visibility="private")
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,10 +46,10 @@ def sample_text(n_bytes: int) -> str:
     return data.decode("utf-8", errors="ignore")
 
 
-def page_bytes(view: explorer.View) -> int:
-    """Bytes of the page's outputs as Gradio sends them."""
+def page_bytes(view: explorer.View, table: pd.DataFrame) -> int:
+    """Bytes of the page's outputs as Gradio sends them (the table counted as if open)."""
     html = sum(len(s.encode()) for s in (view.notice, view.summary, view.text, view.comparison))
-    return html + len(view.chart.to_json()) + len(view.sizes.to_json()) + len(view.table.to_json(orient="split"))
+    return html + len(view.chart.to_json()) + len(view.sizes.to_json()) + len(table.to_json(orient="split"))
 
 
 def measure(text: str, entropy_model, tokenizers: dict, s: explorer.Settings) -> dict[str, float]:
@@ -59,7 +60,7 @@ def measure(text: str, entropy_model, tokenizers: dict, s: explorer.Settings) ->
     cut = explorer.schemes(reading, s)
     t2 = time.perf_counter()
     view = explorer.draw(reading, s, cut)
-    weight = page_bytes(view)
+    weight = page_bytes(view, explorer.table(reading, s))
     t3 = time.perf_counter()
     return {"model": t1 - t0, "patching": t2 - t1, "rendering": t3 - t2, "weight": weight,
             "patches": cut[0][1].units, "bytes": len(analysis.data)}

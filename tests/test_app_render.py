@@ -83,7 +83,8 @@ def test_user_text_is_escaped_everywhere(em, models):
         assert_inert(markup)
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in render.comparison_view(reading.analysis.data, [
         ("all", Segmentation("x", [(0, len(reading.analysis.data))]), "")], 10_000).replace('<span class="w">⋅</span>', " ")
-    assert "<script>window.__xss=1</script>" in "".join(v.table["text"])  # plain text: Gradio escapes cells
+    table = explorer.table(reading, explorer.Settings())
+    assert "<script>window.__xss=1</script>" in "".join(table["text"])  # plain text: Gradio escapes cells
 
 
 def test_messages_and_labels_are_escaped():
@@ -228,8 +229,8 @@ def test_chart_has_threshold_line_and_a_vertical_per_patch(em):
     seg = segment(a)
     fig = plots.entropy_chart(a, seg, 1.5)
     assert fig.layout.shapes[0].y0 == fig.layout.shapes[0].y1 == 1.5
-    starts = [x for x in fig.data[0].x if not math.isnan(x)]
-    assert starts == [s for s in seg.starts for _ in range(2)]
+    assert list(fig.data[0].x) == [s for s in seg.starts for _ in range(3)]
+    assert list(fig.data[0].y[:3]) == [0, pytest.approx(fig.layout.yaxis.range[1]), 0]
     assert list(fig.data[1].customdata) == [u + 1 for u in seg.unit_of_byte()]
     hist = plots.size_histogram([("p", seg)])
     assert sum(hist.data[0].y) == seg.units
@@ -283,11 +284,12 @@ def test_summary_numbers(em, models):
     assert f'<b id="blt-patches">{patches.units}</b>' in v.summary
     assert f'<b id="blt-bytes">{len(reading.analysis.data)}</b>' in v.summary
     assert f'<b id="blt-bpb">{reading.analysis.bits_per_byte:.3f}</b>' in v.summary
-    assert list(v.table["bytes"]) == [e - s for s, e in patches.spans]
+    table = explorer.table(reading, explorer.Settings())
+    assert list(table["bytes"]) == [e - s for s, e in patches.spans]
     bits = reading.analysis.byte_entropies.numpy() / math.log(2)
-    assert list(v.table["mean H (bits)"]) == [round(float(bits[s:e].mean()), 3) for s, e in patches.spans]
+    assert list(table["mean H (bits)"]) == [round(float(bits[s:e].mean()), 3) for s, e in patches.spans]
     first = render.patch_table(reading.analysis, patches, 2)
-    assert len(first) == 2 and first["mean H (bits)"][1] == v.table["mean H (bits)"][1]
+    assert len(first) == 2 and first["mean H (bits)"][1] == table["mean H (bits)"][1]
 
 
 def test_exports(em, models, tmp_path):
