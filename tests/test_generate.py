@@ -120,6 +120,16 @@ def test_cached_reading_equals_the_full_forward_at_every_byte(blt):
         assert 6 <= cached.patches <= len(ids) * 2 // 3  # patching is not trivial
 
 
+def test_long_prompt_past_the_512_byte_window(tmp_path):
+    """The released window: a prompt read block by block (over 1024 bytes), then bytes past it one by one."""
+    save_hf_blt(tmp_path, seed=5)
+    blt = model.load_blt(tmp_path)
+    ids = model.encode(long_text(1300))
+    reader = CachedBLT(blt)
+    logits = [reader.feed(ids[:1200])[0]] + [reader.feed([i])[0] for i in ids[1200:]]
+    assert (torch.cat(logits) - blt(torch.tensor([ids]))[0]).abs().max() < 1e-4
+
+
 def test_greedy_generation_equals_no_cache_byte_for_byte(blt):
     prompt = "Crème brûlée, 東京"
     events = list(generate(blt, prompt, 16))
