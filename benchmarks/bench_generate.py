@@ -80,7 +80,8 @@ def part_a(lengths: list[int]) -> None:
     prompt_ids = torch.tensor([encode(PROMPT)])
     print(f"(a) greedy generation, random BLT of {params / 1e6:.1f}M parameters "
           f"({sum(p.numel() for p in blt.encoder_hash_tok_embedding.parameters()) / 1e6:.1f}M in hash embeddings), "
-          f"prompt of {prompt_ids.shape[1] - 1} bytes, threshold {blt.config.patching.threshold:.4f} nats")
+          f"prompt of {prompt_ids.shape[1] - 1} bytes, threshold {blt.config.patching.threshold:.4f} nats; "
+          "bytes/s over each whole call, reading the prompt included")
     print(f"{'new bytes':>10}{'cached B/s':>12}{'no-cache B/s':>14}{'HF no-cache B/s':>17}{'vs no-cache':>13}{'vs HF':>8}"
           f"{'patches':>9}{'same bytes':>12}")
     longest = None
