@@ -22,6 +22,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from itertools import accumulate
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -363,16 +364,17 @@ class CachedBLT:
     def _decode(self, h: Tensor, closes: list[bool], start: int) -> Tensor:
         """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or
         before t (and the window before it), so patches closed by this very feed count."""
-        first_patch = self.patches - sum(closes)
-        seen = torch.tensor(closes, device=self.device).long().cumsum(0) + first_patch - 1  # patch each byte reads
-        keep_from = max(0, int(seen[0]) - self.decoder_window + 1)
-        drop = (keep_from - self.slots_from) * self.blt.config.cross_attn_k
-        self.slots = [(k[:, :, drop:], v[:, :, drop:]) for k, v in self.slots]
+        k = self.blt.config.cross_attn_k
+        seen = list(accumulate(closes, initial=self.patches - sum(closes) - 1))[1:]  # the patch each byte reads
+        keep_from = max(0, seen[0] - self.decoder_window + 1)
+        drop = (keep_from - self.slots_from) * k
+        self.slots = [(keys[:, :, drop:], values[:, :, drop:]) for keys, values in self.slots]
         self.slots_from = keep_from
         mask = None  # one byte sees exactly the patches kept
-        if len(closes) > 1:
-            slot_patch = self.slots_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // self.blt.config.cross_attn_k
-            mask = patch_window_mask(seen[None, :, None], slot_patch[None, None, :], self.blt.config.cross_attn_window_decoder)
+        if len(seen) > 1:
+            slot_patch = keep_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // k
+            mask = patch_window_mask(torch.tensor(seen, device=self.device)[None, :, None], slot_patch[None, None, :],
+                                     self.blt.config.cross_attn_window_decoder)
         logits, kv = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
         self.decoder_kv = trim(kv, self.blt.config.local_decoder.sliding_window)
         return logits
