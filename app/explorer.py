@@ -101,6 +101,12 @@ def schemes(reading: Reading, s: Settings) -> list[tuple[str, Segmentation | Non
     return out
 
 
+def counts(cut: list[tuple[str, Segmentation | None, str]]) -> list[dict]:
+    """Every scheme's units and bytes per unit (the API's /compare and the JSON download)."""
+    return [{"scheme": seg.scheme, "label": label, "units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)}
+            if seg else {"scheme": "bpe", "label": label, "error": why} for label, seg, why in cut]
+
+
 def fit(reading: Reading, target: float) -> tuple[Settings, str]:
     """Settings whose entropy schemes and stride give `target` bytes per patch on this text, and a note."""
     theta, reached = solve_threshold(reading.analysis, target)
@@ -156,8 +162,7 @@ def export(reading: Reading, s: Settings, folder: Path) -> list[Path]:
     pd.DataFrame(rows(a, main)).to_csv(csv, index=False)
     doc = report(a, main)
     doc["summary"].update(model=reading.model, threshold_bits=round(s.threshold_bits, 6))
-    doc["schemes"] = {label: {"units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)}
-                      for label, seg, _ in cut if seg is not None}
+    doc["schemes"] = counts(cut)
     js.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     plots.entropy_chart(a, main, s.threshold_bits).write_html(chart, include_plotlyjs="cdn")
     return [csv, js, chart]

@@ -296,7 +296,7 @@ _H_RULES = "".join(f".blt-text .h{k}{{background:{c}}}" for k, c in enumerate(PA
 
 STYLE = f"""<style>
 .blt-text{{font:15px/2.2 ui-monospace,SFMono-Regular,Menlo,Consolas,"Noto Sans Mono",monospace;background:#fff;
-  color:#111;padding:10px 12px;border:1px solid #d0d7de;border-radius:8px;overflow-wrap:anywhere;max-height:32em;
+  color:#111;padding:10px 12px 6.5em;border:1px solid #d0d7de;border-radius:8px;overflow-wrap:anywhere;max-height:36em;
   overflow-y:auto}}
 .blt-text .p{{border-inline-start:2px solid #1f2937;padding-inline-start:1px;box-shadow:inset 0 -2px #cbd5e1}}
 .blt-text .p:nth-child(even){{box-shadow:inset 0 -2px #64748b}}

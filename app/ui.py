@@ -193,16 +193,15 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             raise gr.Error(str(e)) from e
 
     def api_compare(text: str, threshold_bits: float | None = None, rise_bits: float = DEFAULT_RISE_BITS,
-                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
-        """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE); θ defaults
-        to the model's own."""
+                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> list[dict]:
+        """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE), one record
+        each; θ defaults to the model's own."""
         try:
             theta = models.threshold_bits(model) if threshold_bits is None else threshold_bits
             cut = explorer.schemes(read(text, model), Settings(theta, rise_bits, int(stride)))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
-        return {label: {"units": seg.units, "bytes_per_unit": round(seg.bytes_per_unit, 4)} if seg else {"error": why}
-                for label, seg, why in cut}
+        return explorer.counts(cut)
 
     with gr.Blocks(title="BLT Explorer", delete_cache=(1800, 3600)) as demo:
         gr.HTML(render.STYLE, js_on_load=None)
@@ -230,9 +229,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                                   info=f"a byte whose prediction is more uncertain than θ opens a patch; the shipped "
                                        f"BLT uses {models.shipped_threshold_bits:.3f} bits, Meta's models "
                                        f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
-            target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)", scale=1,
-                               info="solves θ (and the other schemes) for it", elem_id="blt-target")
-            fit_button = gr.Button("Fit", scale=0, min_width=80)
+            with gr.Column(scale=1, min_width=220):
+                target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)",
+                                   info="solves θ (and the other schemes) for it", elem_id="blt-target")
+                fit_button = gr.Button("Fit θ to this size", size="sm")
         view_from = gr.Slider(0, 1, value=0, step=1, label="Text view from byte", visible=False, elem_id="blt-view-from",
                               info=f"long texts are drawn {explorer.VIEW_BYTES:,} bytes at a time")
         text_view = gr.HTML(js_on_load=None, elem_id="blt-text-view")

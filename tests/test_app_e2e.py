@@ -242,6 +242,6 @@ def test_api_serves_twenty_people_at_once(server):
         results = list(pool.map(lambda t: client.predict(t, api_name="/analyze"), texts))
     for text, out in zip(texts, results):
         assert out["summary"]["bytes"] == len(text.encode()) and len(out["bytes"]) == len(text.encode())
-    compared = client.predict("hello world", api_name="/compare")
-    assert compared["Space patching"]["units"] == 2
-    assert "BPE tokens: shipped baseline" in compared
+    compared = {r["label"]: r for r in client.predict("hello world", api_name="/compare")}
+    assert compared["Space patching"]["units"] == 2 and compared["Space patching"]["scheme"] == "space"
+    assert compared["BPE tokens: shipped baseline"]["bytes_per_unit"] > 0

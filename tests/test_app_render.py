@@ -270,6 +270,7 @@ def test_every_scheme_is_compared(em, models):
                           "Static, every 4 bytes", "Space patching"]
     assert labels[4:] == ["BPE tokens: shipped baseline", "BPE tokens: Llama 3"]
     assert rows[-1][1] is None and rows[-1][2] == "gated"
+    assert explorer.counts(rows)[-1] == {"scheme": "bpe", "label": "BPE tokens: Llama 3", "error": "gated"}
     for _, seg, _ in rows[:-1]:
         assert seg.spans[-1][1] == len(reading.analysis.data)
     out = render.comparison_view(reading.analysis.data, rows, 20)
@@ -302,7 +303,7 @@ def test_exports(em, models, tmp_path):
     assert len(table) == len(MIXED.encode())
     doc = json.loads(js.read_text(encoding="utf-8"))
     assert doc["summary"]["model"] == "tiny" and len(doc["bytes"]) == len(table)
-    assert "BPE tokens: shipped baseline" in doc["schemes"]
+    assert [r["scheme"] for r in doc["schemes"]] == ["entropy", "monotonic", "static", "space", "bpe"]
     assert "<html>" in chart.read_text() and "plotly" in chart.read_text()
 
 
