@@ -59,10 +59,6 @@ def colour_index(bits: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * (N_COLOURS - 1)), 0, N_COLOURS - 1).astype(int)
 
 
-def colour(bits: float) -> str:
-    return PALETTE[int(colour_index(np.array([bits]))[0])]
-
-
 @functools.lru_cache(maxsize=8192)
 def char_glyph(ch: str) -> str:
     """A visible stand-in for one character: whitespace as ⋅ ↵ ⇥, controls and invisible or bidi characters
@@ -90,9 +86,20 @@ def _char_label(ch: str) -> str:
 # --- pieces: how the bytes of each unit are drawn --------------------------------------------------------
 
 
+def char_span(data: bytes, i: int) -> tuple[int, int]:
+    """The (start, stop) of the character holding byte i; an invalid byte is a character of its own."""
+    a = i
+    while a > 0 and i - a < 3 and 0x80 <= data[a] < 0xC0:
+        a -= 1
+    for s, e in utf8_char_spans(data[a : a + 4]):
+        if a + s <= i < a + e:
+            return a + s, a + e
+    return i, i + 1
+
+
 def char_start(data: bytes, i: int) -> int:
     """The start of the character holding byte i (i itself at a character boundary or at the end)."""
-    return _whole_of(data, i)[0] if i < len(data) else len(data)
+    return char_span(data, i)[0] if i < len(data) else len(data)
 
 
 def pieces(data: bytes, spans: list[tuple[int, int]], start: int = 0,
@@ -117,19 +124,8 @@ def pieces(data: bytes, spans: list[tuple[int, int]], start: int = 0,
             yield u, i, i + 1, False
 
 
-def _whole_of(data: bytes, i: int) -> tuple[int, int]:
-    """The character span containing byte i (for the tooltip of a byte drawn on its own)."""
-    a = i
-    while a > 0 and i - a < 3 and 0x80 <= data[a] < 0xC0:
-        a -= 1
-    for s, e in utf8_char_spans(data[a : a + 4]):
-        if a + s <= i < a + e:
-            return a + s, a + e
-    return i, i + 1
-
-
-_BYTE_HTML = [html.escape(byte_glyph(b + OFFSET)) for b in range(256)]
-_ID_TEXT = [html.escape(byte_glyph(i)) for i in range(256 + OFFSET)]
+_ID_TEXT = [html.escape(byte_glyph(i)) for i in range(256 + OFFSET)]  # escaped glyph of each byte id
+_BYTE_HTML = _ID_TEXT[OFFSET:]  # ... and of each byte
 _MARK = [" w" if b < 0x80 and byte_glyph(b + OFFSET) != chr(b) else "" for b in range(256)]  # dimmed stand-ins
 _BREAK = ["<br>" if b == 0x0A else "" for b in range(256)]
 
@@ -191,7 +187,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
                        f'bytes {a}\u2013{b - 1} \u00b7 H {" + ".join(h[i : i + b - a])} bits&#10;guesses for byte {a}: {expect[i]}">'
                        f"{glyph}</i>")
         else:  # one byte of a character that a patch boundary cuts
-            ca, cb = _whole_of(data, a)
+            ca, cb = char_span(data, a)
             ch = data[ca:cb].decode("utf-8", errors="replace")
             glyph = html.escape(char_glyph(ch))
             label = f' data-c="{glyph}"' if a == ca else ""  # the character, drawn above its first byte
@@ -204,7 +200,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
 
 def legend(threshold_bits: float | None) -> str:
     """The colour scale in bits, with the threshold marked when there is one."""
-    stops = ",".join(f"{c} {100 * k / (N_COLOURS - 1):.3g}%" for k, c in enumerate(PALETTE[:: max(1, N_COLOURS // 12)]))
+    stops = ",".join(f"{PALETTE[j]} {100 * j / (N_COLOURS - 1):.3g}%" for j in range(0, N_COLOURS, N_COLOURS // 12))
     ticks = "".join(f'<span style="left:{100 * t / SCALE_MAX_BITS:.4g}%">{t:g}{"+" * (t == SCALE_MAX_BITS)}</span>'
                     for t in range(int(SCALE_MAX_BITS) + 1))
     mark = ""
@@ -213,7 +209,7 @@ def legend(threshold_bits: float | None) -> str:
         mark = f'<i class="theta" style="left:{left:.4g}%" title="threshold θ = {threshold_bits:.3f} bits"></i>'
     theta_key = ' &nbsp;<b class="tk"></b> θ' if threshold_bits is not None else ""
     return (f'<div class="blt-legend"><span class="lbl">entropy of each byte\'s prediction (bits): predictable</span>'
-            f'<span class="bar" style="background:linear-gradient(90deg,{stops},{PALETTE[-1]})">{mark}<span class="ticks">{ticks}'
+            f'<span class="bar" style="background:linear-gradient(90deg,{stops},{PALETTE[-1]} 100%)">{mark}<span class="ticks">{ticks}'
             f'</span></span><span class="lbl">surprising</span><span class="key"><b class="mark"></b> patch start'
             f'{theta_key}</span></div>')
 

@@ -19,7 +19,7 @@ import pandas as pd
 from tokenizers import Tokenizer
 
 from model import CheckpointError, load_entropy_model
-from model.analysis import report, segment, solve_threshold
+from model.analysis import analyze, report, segment, solve_threshold
 from model.entropy_model import EntropyModel
 from model.thresholds import shipped_threshold
 from model.tokenizers_bpe import load_bpe_tokenizers
@@ -44,8 +44,8 @@ ABOUT = """
 prediction of it: pale cells were easy to predict, red ones surprising. A dark bar marks where a patch starts:
 BLT opens a new patch at every byte whose entropy is above the threshold θ, and its large transformer then
 takes one step per patch instead of one per token. Where a patch boundary cuts a multi-byte character, its
-bytes are drawn one by one in hex (`<E4>`), so nothing is hidden. A multi-byte character inside one patch is
-striped, one stripe per byte. Whitespace shows as ⋅ (space), ↵ (newline) and ⇥ (tab); invisible or
+bytes are drawn one by one in hex (`<E4>`) with the character above the first, so nothing is hidden. A
+multi-byte character inside one patch is striped, one stripe per byte. Whitespace shows as ⋅ (space), ↵ (newline) and ⇥ (tab); invisible or
 direction-changing characters by name (ZWJ, RLO, U+0085). Hover a cell for its bytes, entropy, patch and the
 model's five best guesses for it.
 
@@ -184,7 +184,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         """Per-byte entropies and the patches of `text`: {"summary", "bytes", "patches"}, as the JSON download.
         θ defaults to the model's own; a target patch size, when given, solves θ instead."""
         try:
-            a = read(text, model).analysis
+            a = analyze(text, models.get(model), max_bytes)
             threshold = (models.threshold_bits(model) if threshold_bits is None else threshold_bits) * LN2
             if target_patch_size is not None:
                 threshold, _ = solve_threshold(a, target_patch_size, scheme == "monotonic")

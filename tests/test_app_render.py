@@ -197,7 +197,7 @@ def test_colour_scale_is_monotonic_and_clamped():
     assert idx[5] == idx[6] == render.N_COLOURS - 1
     assert np.all(np.diff(render.colour_index(np.linspace(0, 7, 200))) >= 0)
     assert len(set(render.PALETTE)) == render.N_COLOURS
-    assert render.colour(0.0) == render.PALETTE[0] and render.colour(100) == render.PALETTE[-1]
+    assert render.PALETTE[0] == "#f8fafc" and render.PALETTE[-1] == "#f0506e"  # the scale's end stops
 
 
 def test_cells_take_the_colour_of_their_entropy(em):
@@ -216,6 +216,13 @@ def test_patch_marks_follow_the_segmentation(em):
     lengths = re.findall(r"<span class=\"p\" style=\"--n:'(\d+) bytes?'\">", out)
     assert [int(n) for n in lengths] == [e - s for s, e in seg.spans]
     assert len(re.findall(r'<i class="h\d+ s', out)) == seg.units  # each patch's first cell is marked
+
+
+def test_legend_spans_the_whole_scale():
+    stops = re.search(r"linear-gradient\(90deg,([^)]*)\)", render.legend(None)).group(1).split(",")
+    positions = [float(stop.split()[1].rstrip("%")) for stop in stops]
+    assert positions[0] == 0 and positions[-1] == 100 and positions == sorted(positions)
+    assert stops[0].split()[0] == render.PALETTE[0] and stops[-1].split()[0] == render.PALETTE[-1]
 
 
 def test_legend_marks_the_threshold():
