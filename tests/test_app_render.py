@@ -105,6 +105,12 @@ def test_tooltips_hold_no_raw_control_or_bidi_characters(em):
     assert out.count("<br>") == MIXED.count("\n")
 
 
+def test_lone_surrogates_render_as_replacement_characters(em, models):
+    reading = explorer.read("a\ud800b", em, "tiny", models[1])
+    assert reading.analysis.data == "a\ufffdb".encode()
+    assert "U+FFFD" in explorer.view(reading, explorer.Settings()).text
+
+
 def test_chart_labels_are_escaped(em):
     a = analyze("<b>bold</b> é", em)
     fig = plots.entropy_chart(a, segment(a), 1.9)
