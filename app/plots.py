@@ -24,18 +24,18 @@ _LOOK = dict(template="none", paper_bgcolor="white", plot_bgcolor="white", font=
              margin=dict(l=55, r=20, t=70, b=40))
 
 
-_ASCII_LABELS = [html.escape(f"{byte_glyph(b + OFFSET)} {b:02X}") for b in range(256)]
+_BYTE_LABELS = [html.escape(f"{byte_glyph(b + OFFSET)} {b:02X}") for b in range(256)]
 
 
 def _byte_labels(data: bytes) -> list[str]:
     """Per byte: its character's glyph and the byte in hex ("é C3", "é A9"), escaped: plotly reads a few HTML
     tags in labels, and user text must stay text. A lone byte of a cut character shows as <E4>."""
     if data.isascii():
-        return [_ASCII_LABELS[b] for b in data]
+        return [_BYTE_LABELS[b] for b in data]
     out = []
     for a, b in utf8_char_spans(data):
         if b - a == 1:
-            out.append(_ASCII_LABELS[data[a]])
+            out.append(_BYTE_LABELS[data[a]])
         else:
             glyph = html.escape(char_glyph(data[a:b].decode("utf-8")))
             out += [f"{glyph} {x:02X}" for x in data[a:b]]
