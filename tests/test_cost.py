@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-from reference import PARITY_TEXTS, save_hf_blt
-from test_generate import DIRECT_CONFIGS, HF_CONFIGS, baseline  # noqa: F401 - the baseline fixture
+from reference import PARITY_TEXTS
+from test_generate import DIRECT_CONFIGS, baseline, config_blt  # noqa: F401 - the baseline fixture
 
 import model
 from model.bpb import bpe_model_bpb, byte_model_bpb
@@ -22,11 +22,7 @@ FLOP_CONFIGS = ["default", "two_hash_functions_k4", "window16_two_encoder_layers
 
 @pytest.fixture(scope="module", params=FLOP_CONFIGS)
 def blt(request, tmp_path_factory):
-    if request.param in DIRECT_CONFIGS:
-        return DIRECT_CONFIGS[request.param]()
-    folder = tmp_path_factory.mktemp(request.param)
-    save_hf_blt(folder, seed=len(request.param), **HF_CONFIGS[request.param])
-    return model.load_blt(folder)
+    return config_blt(request.param, tmp_path_factory)
 
 
 def test_blt_flops_per_component_match_the_flop_counter(blt):

@@ -57,13 +57,18 @@ DIRECT_CONFIGS = {
 }
 
 
+def config_blt(name: str, tmp_path_factory):
+    """The BLT of a named test configuration: built directly, or saved by transformers and loaded back."""
+    if name in DIRECT_CONFIGS:
+        return DIRECT_CONFIGS[name]()
+    folder = tmp_path_factory.mktemp(name)
+    save_hf_blt(folder, seed=len(name), **HF_CONFIGS[name])
+    return model.load_blt(folder)
+
+
 @pytest.fixture(scope="module", params=list(HF_CONFIGS) + list(DIRECT_CONFIGS))
 def blt(request, tmp_path_factory):
-    if request.param in DIRECT_CONFIGS:
-        return DIRECT_CONFIGS[request.param]()
-    folder = tmp_path_factory.mktemp(request.param)
-    save_hf_blt(folder, seed=len(request.param), **HF_CONFIGS[request.param])
-    return model.load_blt(folder)
+    return config_blt(request.param, tmp_path_factory)
 
 
 def byte_events(events: list) -> list[ByteEvent]:
