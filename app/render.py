@@ -333,4 +333,8 @@ STYLE = f"""<style>
   border-radius:6px;overflow-wrap:anywhere;max-height:9em;overflow-y:auto}}
 .blt-cmp .u{{border-inline-start:2px solid #1f2937;background:#e0e7ff}}
 .blt-cmp .u:nth-child(even){{background:#fde68a}}
+.blt-gen{{font:14px/1.7 ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;color:#111;
+  padding:8px 10px;border:1px solid #d0d7de;border-radius:6px;max-height:24em;overflow-y:auto}}
+.blt-gen .prompt{{color:#6b7280}}
+.blt-gen .caret{{color:#2563eb}}
 </style>"""

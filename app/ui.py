@@ -12,19 +12,21 @@ import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Literal
 
 import gradio as gr
 import pandas as pd
 from tokenizers import Tokenizer
 
-from model import CheckpointError, load_entropy_model
+from model import BLT, CheckpointError, load_blt, load_entropy_model
 from model.analysis import analyze, report, segment, solve_threshold
+from model.baseline import BPEBaseline, load_baseline
 from model.entropy_model import EntropyModel
 from model.thresholds import shipped_threshold
 from model.tokenizers_bpe import load_bpe_tokenizers
 
-from . import explorer, render
+from . import explorer, generation, render
 from .explorer import DEFAULT_RISE_BITS, DEFAULT_STRIDE, DEFAULT_THRESHOLD_BITS, MAX_BYTES, Reading, Settings
 from .render import LN2
 
@@ -34,6 +36,7 @@ META_MODELS = ("facebook/blt-entropy", "facebook/blt-1b")
 MAX_THRESHOLD_BITS = 8.1  # just above log2(260), the largest possible entropy
 STATE_TTL_S = 3600  # a session's reading is dropped an hour after its last use
 MODEL_CONCURRENCY = 1  # model runs at once: they are CPU-bound, more at once only slows each one
+GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
 EXPORTS_KEPT = 32  # export folders kept on disk (older ones are removed)
 HINT = "Paste or type some text above, upload a file, or pick an example."
@@ -85,6 +88,23 @@ class Models:
         return model
 
 
+class Generators:
+    """The BLT and the BPE baseline that generate, loaded on first use (the explorer needs neither)."""
+
+    def __init__(self, blt: BLT | None = None, baseline: tuple[BPEBaseline, Tokenizer] | None = None):
+        self._blt, self._baseline = blt, baseline
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[BLT, BPEBaseline, Tokenizer]:
+        """Both models; raises CheckpointError (with what to do) when the shipped ones are not installed."""
+        with self._lock:
+            if self._blt is None:
+                self._blt = load_blt()
+            if self._baseline is None:
+                self._baseline = load_baseline()
+        return self._blt, *self._baseline
+
+
 def load_examples() -> list[tuple[str, str]]:
     """(label, text) of each example in assets/examples/examples.json."""
     index = json.loads((EXAMPLES_DIR / "examples.json").read_text(encoding="utf-8"))
@@ -92,10 +112,13 @@ def load_examples() -> list[tuple[str, str]]:
 
 
 def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[str, Tokenizer] | None = None,
-              max_bytes: int = MAX_BYTES, threshold_bits: float | None = None) -> gr.Blocks:
-    """The explorer page. Models default to the shipped ones (tests pass their own, with Meta's θ unless
-    `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
+              max_bytes: int = MAX_BYTES, threshold_bits: float | None = None, blt: BLT | None = None,
+              baseline: tuple[BPEBaseline, Tokenizer] | None = None) -> gr.Blocks:
+    """The explorer page and the generation tab. Models default to the shipped ones (tests pass their own,
+    with Meta's θ unless `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
     models = Models(entropy_model, threshold_bits)
+    generators = Generators(blt, baseline)
+    stops: dict[str, threading.Event] = {}
     missing: dict[str, str] = {}
     if bpe_tokenizers is None:
         bpe_tokenizers, missing = load_bpe_tokenizers()
@@ -203,57 +226,140 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             raise gr.Error(str(e)) from e
         return explorer.counts(cut)
 
+    def compare(prompt: str, length: float, temperature: float, top_k: float | None, top_p: float, seed: float | None,
+                count_flops: bool, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+        """Both models generate, streaming their texts; when they finish (or are stopped) the costs are drawn."""
+        rest = [gr.skip()] * 8
+        try:
+            req = generation.Request(prompt or "", length, temperature, top_k, top_p, seed, count_flops).check()
+            progress(0.0, desc="Loading the models")
+            blt_model, baseline_model, tokenizer = generators.get()
+        except (ValueError, CheckpointError) as e:
+            yield (render.message(str(e), "error"), gr.skip(), gr.skip(), *rest)
+            return
+        stop = stops[request.session_hash] = threading.Event()
+        duel = None
+        for duel in generation.throttled(generation.run(blt_model, baseline_model, tokenizer, req, stop.is_set)):
+            done = len(duel.blt_bytes) + len(duel.baseline_bytes)
+            progress(done / (2 * req.max_new_bytes), desc=generation.status(duel, req))
+            yield (render.message(generation.status(duel, req)), *generation.streaming(duel), *rest)
+        if duel is None or not duel.blt:
+            return
+        progress(1.0, desc="Measuring and drawing")
+        r = generation.finish(duel, blt_model, baseline_model, tokenizer, bpe_tokenizers)
+        yield (render.message(generation.status(duel, req, finished=True)), r.blt_text, r.baseline_text, r.costs,
+               r.trace, r.flops, r.steps, r.latency, r.projection, r.formulas)
+
+    def stop_generation(request: gr.Request) -> None:
+        if request.session_hash in stops:
+            stops[request.session_hash].set()
+
+    def api_generate(prompt: str, max_new_bytes: int = generation.DEFAULT_NEW_BYTES, temperature: float = 0.0,
+                     top_k: int | None = None, top_p: float | None = None, seed: int | None = 0) -> dict:
+        """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model)."""
+        try:
+            req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed)
+            blt_model, baseline_model, tokenizer = generators.get()
+            duel = None
+            for duel in generation.run(blt_model, baseline_model, tokenizer, req):
+                pass
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+        bills = generation.costs(duel, blt_model, baseline_model)
+        return {"blt": duel.blt_bytes.decode("utf-8", errors="replace"),
+                "baseline": duel.baseline_bytes.decode("utf-8", errors="replace"),
+                "costs": generation.cost_table(bills).to_dict(orient="records")}
+
     with gr.Blocks(title="BLT Explorer", delete_cache=(1800, 3600)) as demo:
         gr.HTML(render.STYLE, js_on_load=None)
         gr.Markdown("# BLT Explorer\nHow a Byte Latent Transformer reads your text: the entropy model's surprise at "
                     "every byte, and where BLT cuts the bytes into patches.")
         reading = gr.State(None, time_to_live=STATE_TTL_S)
         active = gr.State(SHIPPED)
-        with gr.Row():
-            with gr.Column(scale=3):
-                text = gr.Textbox(value=examples[0][1], label="Text", lines=5, max_lines=14, elem_id="blt-input",
-                                  placeholder=HINT)
-            with gr.Column(scale=1, min_width=250):
-                upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
-                                 file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
-                model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model", elem_id="blt-model",
-                                           info="Meta's models need a Hugging Face token with access (HF_TOKEN)")
-                run = gr.Button("Analyse", variant="primary", elem_id="blt-run")
-        gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples],
-                    label="Examples: why patching is dynamic")
-        notice = gr.HTML(js_on_load=None, elem_id="blt-notice")
-        summary = gr.HTML(js_on_load=None, elem_id="blt-summary")
-        with gr.Row(equal_height=True):
-            threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=models.shipped_threshold_bits, step=0.001, scale=3,
-                                  label="Entropy threshold θ (bits)", elem_id="blt-threshold",
-                                  info=f"a byte whose prediction is more uncertain than θ opens a patch; the shipped "
-                                       f"BLT uses {models.shipped_threshold_bits:.3f} bits, Meta's models "
-                                       f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
-            with gr.Column(scale=1, min_width=220):
-                target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)",
-                                   info="solves θ (and the other schemes) for it", elem_id="blt-target")
-                fit_button = gr.Button("Fit θ to this size", size="sm")
-        view_from = gr.Slider(0, 1, value=0, step=1, label="Text view from byte", visible=False, elem_id="blt-view-from",
-                              info=f"long texts are drawn {explorer.VIEW_BYTES:,} bytes at a time")
-        text_view = gr.HTML(js_on_load=None, elem_id="blt-text-view")
-        with gr.Row():
-            chart = gr.Plot(label="Entropy per byte", scale=3, elem_id="blt-chart")
-            sizes = gr.Plot(label="Patch sizes", scale=2, elem_id="blt-sizes")
-        gr.Markdown("### The same text, cut by each scheme")
-        with gr.Row():
-            rise = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_RISE_BITS, step=0.001, elem_id="blt-rise",
-                             label="Monotonic rule: entropy rise over the previous byte (bits)")
-            stride = gr.Slider(1, 16, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
-                               elem_id="blt-stride")
-        comparison = gr.HTML(js_on_load=None, elem_id="blt-comparison")
-        with gr.Accordion("Patch table", open=False) as table_box:
-            table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
-                                 interactive=False, wrap=True, elem_id="blt-table")
-        with gr.Row():
-            export_button = gr.Button("Prepare downloads: per-byte CSV, JSON report, chart (HTML)", scale=1)
-            files = gr.File(label="Downloads", file_count="multiple", interactive=False, scale=2, elem_id="blt-files")
-        with gr.Accordion("How to read this page", open=False):
-            gr.Markdown(ABOUT)
+        with gr.Tab("Explore", id="explore"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    text = gr.Textbox(value=examples[0][1], label="Text", lines=5, max_lines=14, elem_id="blt-input",
+                                      placeholder=HINT)
+                with gr.Column(scale=1, min_width=250):
+                    upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
+                                     file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
+                    model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model", elem_id="blt-model",
+                                               info="Meta's models need a Hugging Face token with access (HF_TOKEN)")
+                    run = gr.Button("Analyse", variant="primary", elem_id="blt-run")
+            gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples],
+                        label="Examples: why patching is dynamic")
+            notice = gr.HTML(js_on_load=None, elem_id="blt-notice")
+            summary = gr.HTML(js_on_load=None, elem_id="blt-summary")
+            with gr.Row(equal_height=True):
+                threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=models.shipped_threshold_bits, step=0.001, scale=3,
+                                      label="Entropy threshold θ (bits)", elem_id="blt-threshold",
+                                      info=f"a byte whose prediction is more uncertain than θ opens a patch; the shipped "
+                                           f"BLT uses {models.shipped_threshold_bits:.3f} bits, Meta's models "
+                                           f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
+                with gr.Column(scale=1, min_width=220):
+                    target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)",
+                                       info="solves θ (and the other schemes) for it", elem_id="blt-target")
+                    fit_button = gr.Button("Fit θ to this size", size="sm")
+            view_from = gr.Slider(0, 1, value=0, step=1, label="Text view from byte", visible=False, elem_id="blt-view-from",
+                                  info=f"long texts are drawn {explorer.VIEW_BYTES:,} bytes at a time")
+            text_view = gr.HTML(js_on_load=None, elem_id="blt-text-view")
+            with gr.Row():
+                chart = gr.Plot(label="Entropy per byte", scale=3, elem_id="blt-chart")
+                sizes = gr.Plot(label="Patch sizes", scale=2, elem_id="blt-sizes")
+            gr.Markdown("### The same text, cut by each scheme")
+            with gr.Row():
+                rise = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_RISE_BITS, step=0.001, elem_id="blt-rise",
+                                 label="Monotonic rule: entropy rise over the previous byte (bits)")
+                stride = gr.Slider(1, 16, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
+                                   elem_id="blt-stride")
+            comparison = gr.HTML(js_on_load=None, elem_id="blt-comparison")
+            with gr.Accordion("Patch table", open=False) as table_box:
+                table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
+                                     interactive=False, wrap=True, elem_id="blt-table")
+            with gr.Row():
+                export_button = gr.Button("Prepare downloads: per-byte CSV, JSON report, chart (HTML)", scale=1)
+                files = gr.File(label="Downloads", file_count="multiple", interactive=False, scale=2, elem_id="blt-files")
+            with gr.Accordion("How to read this page", open=False):
+                gr.Markdown(ABOUT)
+        with gr.Tab("Generate & compare", id="generate"):
+            gr.Markdown("Both models continue the same prompt, byte for byte: the BLT takes a step of its global "
+                        "transformer only when its entropy model opens a patch; the BPE baseline takes one per token. "
+                        "The cost table and charts count each component's steps, FLOPs and time per generated byte.")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    gen_prompt = gr.Textbox(value=generation.DEFAULT_PROMPT, label="Prompt", lines=4, max_lines=10,
+                                            elem_id="gen-prompt", placeholder="Empty: the BLT starts from BOS")
+                    with gr.Row():
+                        gen_run = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                        gen_stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+                with gr.Column(scale=2, min_width=280):
+                    gen_length = gr.Slider(1, generation.MAX_NEW_BYTES, value=generation.DEFAULT_NEW_BYTES, step=1,
+                                           label="Bytes to generate", elem_id="gen-length")
+                    temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)", elem_id="gen-temperature")
+                    with gr.Row():
+                        top_k = gr.Number(0, minimum=0, precision=0, label="top-k (0 = off)", elem_id="gen-top-k")
+                        top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="top-p (1 = off)", elem_id="gen-top-p")
+                        seed = gr.Number(0, precision=0, label="seed", elem_id="gen-seed")
+                    count_flops = gr.Checkbox(False, label="Also measure FLOPs with torch's FlopCounterMode (slower)")
+            gen_notice = gr.HTML(js_on_load=None, elem_id="gen-notice")
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("**BLT** (entropy colours, patches as generation cut them)")
+                    blt_out = gr.HTML(js_on_load=None, elem_id="gen-blt")
+                with gr.Column():
+                    gr.Markdown("**BPE baseline** (its tokens)")
+                    baseline_out = gr.HTML(js_on_load=None, elem_id="gen-baseline")
+            gen_costs = gr.Dataframe(label="Cost per generated byte", interactive=False, wrap=True, elem_id="gen-costs")
+            with gr.Row():
+                gen_flops = gr.Plot(label="FLOPs per byte", elem_id="gen-flops")
+                gen_steps = gr.Plot(label="Steps", elem_id="gen-steps")
+                gen_latency = gr.Plot(label="Latency", elem_id="gen-latency")
+            with gr.Accordion("Per-byte trace of the BLT", open=False):
+                gen_trace = gr.Dataframe(interactive=False, elem_id="gen-trace")
+            with gr.Accordion("At paper scale: BLT-1B and BLT-7B against Llama 3 on this text", open=True):
+                gen_projection = gr.Dataframe(interactive=False, elem_id="gen-projection")
+                gen_formulas = gr.Markdown()
 
         knobs = [threshold, rise, stride, view_from]
         views = [notice, summary, text_view, chart, sizes, comparison]
@@ -278,6 +384,13 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
         table_box.collapse(lambda: False, None, table_open, api_visibility="private")
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
+        gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_steps, gen_latency,
+                       gen_projection, gen_formulas]
+        gen_run.click(compare, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops], gen_outputs,
+                      concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
+                      show_progress_on=[gen_notice])
+        gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")
+        gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)

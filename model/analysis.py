@@ -96,6 +96,14 @@ def analyze(text: str, entropy_model: EntropyModel, max_bytes: int | None = DEFA
     original = len(data)
     if max_bytes is not None and original > max_bytes:
         data = data[:max_bytes]
+    return analyze_bytes(data, entropy_model, bpe_tokenizer, original)
+
+
+@torch.no_grad()
+def analyze_bytes(data: bytes, entropy_model: EntropyModel, bpe_tokenizer: object | None = None,
+                  original_bytes: int | None = None) -> Analysis:
+    """`analyze` for raw bytes, which need not be valid UTF-8 (a model's generated output, a cut text)."""
+    original = len(data) if original_bytes is None else original_bytes
     tokens = torch.tensor([[BOS_ID] + [b + OFFSET for b in data]], device=_device(entropy_model))
     logits = entropy_model(tokens)[0].float()
     logp = torch.log_softmax(logits, -1)

@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -18,6 +19,9 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .layers import KV, RMSNorm, TransformerConfig, TransformerStack
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "assets" / "baseline"
 

@@ -99,8 +99,8 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
               "|---|" + "---|" * len(SAMPLE["en_prose"])]
     for name, r in records.items():
         lines.append(f"| {name} | " + " | ".join(f"{r['held_out_bpb'].get(s, float('nan')):.3f}" for s in SAMPLE["en_prose"]) + " |")
-    lines += ["", f"On the samples in `heldout/` (kept in the repository; tests check that the shipped weights stay "
-              f"within 0.05 of these), bits per byte:", "", "| model | " + " | ".join(scores["blt"]) + " |",
+    lines += ["", "On the samples in `heldout/` (kept in the repository; tests check that the shipped weights stay "
+              "within 0.05 of these), bits per byte:", "", "| model | " + " | ".join(scores["blt"]) + " |",
               "|---|" + "---|" * len(scores["blt"])]
     for name, row in scores.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+from model.baseline import BaselineConfig, BPEBaseline, train_tokenizer
+from model.blt import BLT, BLTConfig
+from model.entropy_model import EntropyModelConfig
+from model.layers import TransformerConfig
+from model.patcher import PatchingConfig
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 PARITY_TEXTS = {
     "ascii": "The famous composer from Salzburg known as Mozart wrote operas.",
@@ -181,3 +191,29 @@ def write_meta_consolidated(ref, root: Path) -> Path:
     (root / "entropy_model" / "params.json").write_text(json.dumps({"entropy_model": entropy_args}))
     torch.save({"model": entropy}, root / "entropy_model" / "consolidated.pth")
     return root / "blt_1b"
+
+
+def direct_blt(seed: int, patching: PatchingConfig, window: int | None = 16, **kw) -> BLT:
+    """A random BLT with what transformers cannot express: monotonic patching, cross-attention windows,
+    all-layer encoder cross-attention, a global input projection, a short entropy-model context."""
+    def stack(dim: int, layers: int) -> TransformerConfig:
+        return TransformerConfig(dim, layers, 4, n_kv_heads=2, ffn_dim=3 * dim, sliding_window=window)
+
+    entropy = EntropyModelConfig(24, 2, 2, ffn_dim=64, sliding_window=window, max_seqlen=48)
+    config = BLTConfig(stack(32, 2), TransformerConfig(64, 2, 4, ffn_dim=160), stack(32, 2), hash_vocab=101,
+                       hash_ngram_sizes=(3, 4, 5), patching=patching,
+                       entropy_model=entropy if patching.mode == "entropy" else None, **kw)
+    blt = BLT(config).eval().requires_grad_(False)
+    randomize(blt, seed)
+    if blt.entropy_model is not None:
+        blt.entropy_model.output.weight.mul_(8.0)  # entropies spread across the thresholds
+    return blt
+
+
+def tiny_baseline(seed: int = 5) -> tuple[BPEBaseline, "Tokenizer"]:
+    """A random BPE baseline with a small BPE tokenizer trained on the parity texts."""
+    tokenizer = train_tokenizer([PARITY_TEXTS["ascii"], PARITY_TEXTS["multibyte"], long_text(3000)] * 3, 300)
+    torch.manual_seed(0)
+    net = BPEBaseline(BaselineConfig(TransformerConfig(32, 2, 4, n_kv_heads=2, ffn_dim=64), tokenizer.get_vocab_size()))
+    randomize(net, seed)
+    return net.eval().requires_grad_(False), tokenizer

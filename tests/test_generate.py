@@ -7,16 +7,13 @@ import weakref
 
 import pytest
 import torch
-from reference import PARITY_TEXTS, long_text, randomize, save_hf_blt
+from reference import PARITY_TEXTS, direct_blt, long_text, save_hf_blt, tiny_baseline
 
 import model
-from model.baseline import BaselineConfig, BPEBaseline, train_tokenizer
-from model.blt import BLT, BLTConfig
-from model.entropy_model import EntropyModelConfig
+from model.blt import BLT
 from model.generate import (MAX_NEW_BYTES, MAX_PROMPT_BYTES, ByteEvent, ByteLevelTokens, CachedBaseline, CachedBLT,
                             PromptEvent, Sampling, TokenEvent, generate, generate_baseline, generate_nocache,
                             patch_closes)
-from model.layers import TransformerConfig
 from model.loading import DEFAULT_BLT
 from model.patcher import PatchingConfig, patch_lengths
 from model.tokenizer import BOS_ID, EOS_ID, OFFSET
@@ -27,23 +24,6 @@ HF_CONFIGS = {  # transformers' BltForCausalLM, saved and loaded as a user would
     "max_patch_length": dict(max_patch_length=3),
     "window16_two_encoder_layers_gqa": dict(window=16, enc_layers=2, kv_heads=2),
 }
-
-
-def direct_blt(seed: int, patching: PatchingConfig, window: int | None = 16, **kw) -> BLT:
-    """A random BLT with what transformers cannot express: monotonic patching, cross-attention windows,
-    all-layer encoder cross-attention, a global input projection, a short entropy-model context."""
-    def stack(dim: int, layers: int) -> TransformerConfig:
-        return TransformerConfig(dim, layers, 4, n_kv_heads=2, ffn_dim=3 * dim, sliding_window=window)
-
-    entropy = EntropyModelConfig(24, 2, 2, ffn_dim=64, sliding_window=window, max_seqlen=48)
-    config = BLTConfig(stack(32, 2), TransformerConfig(64, 2, 4, ffn_dim=160), stack(32, 2), hash_vocab=101,
-                       hash_ngram_sizes=(3, 4, 5), patching=patching,
-                       entropy_model=entropy if patching.mode == "entropy" else None, **kw)
-    blt = BLT(config).eval().requires_grad_(False)
-    randomize(blt, seed)
-    if blt.entropy_model is not None:
-        blt.entropy_model.output.weight.mul_(8.0)  # entropies spread across the thresholds
-    return blt
 
 
 DIRECT_CONFIGS = {
@@ -247,11 +227,7 @@ def test_sampling_rules():
 
 @pytest.fixture(scope="module")
 def baseline():
-    tokenizer = train_tokenizer([PARITY_TEXTS["ascii"], PARITY_TEXTS["multibyte"], long_text(3000)] * 3, 300)
-    torch.manual_seed(0)
-    net = BPEBaseline(BaselineConfig(TransformerConfig(32, 2, 4, n_kv_heads=2, ffn_dim=64), tokenizer.get_vocab_size()))
-    randomize(net, 5)
-    return net.eval().requires_grad_(False), tokenizer
+    return tiny_baseline()
 
 
 def test_baseline_kv_cache_equals_the_full_forward(baseline):
