@@ -226,10 +226,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             raise gr.Error(str(e)) from e
         return explorer.counts(cut)
 
-    def compare(prompt: str, length: float, temperature: float, top_k: float | None, top_p: float, seed: float | None,
+    def generate_both(prompt: str, length: float, temperature: float, top_k: float | None, top_p: float, seed: float | None,
                 count_flops: bool, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
         """Both models generate, streaming their texts; when they finish (or are stopped) the costs are drawn."""
-        rest = [gr.skip()] * 8
+        rest = [gr.skip()] * 7
         try:
             req = generation.Request(prompt or "", length, temperature, top_k, top_p, seed, count_flops).check()
             progress(0.0, desc="Loading the models")
@@ -386,7 +386,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_steps, gen_latency,
                        gen_projection, gen_formulas]
-        gen_run.click(compare, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops], gen_outputs,
+        gen_run.click(generate_both, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops], gen_outputs,
                       concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
                       show_progress_on=[gen_notice])
         gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")

@@ -7,17 +7,20 @@ Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it). Every
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import huggingface_hub.constants
 import pytest
+from reference import direct_blt, tiny_baseline
 from test_app_render import MIXED, XSS, Counting, tiny_models
 
 from app import build_app, explorer, render
 from app.ui import LAUNCH, SHIPPED, load_examples
 from model.analysis import analyze, segment
+from model.patcher import PatchingConfig
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -41,7 +44,8 @@ def server():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # Meta's models: fail fast, as offline
         mp.setattr(explorer, "VIEW_BYTES", VIEW_BYTES)
-        demo = build_app(counting, tokenizers, max_bytes=MAX_BYTES)
+        demo = build_app(counting, tokenizers, max_bytes=MAX_BYTES, blt=direct_blt(21, PatchingConfig(threshold=1.0)),
+                         baseline=tiny_baseline())
         _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
                                 quiet=True, **LAUNCH)
         try:
@@ -233,6 +237,43 @@ def test_downloads(page, tmp_path):
     assert lines[0] == "byte,hex,char,entropy_nats,entropy_bits,patch,starts_patch" and len(lines) == 1 + len("hello world")
 
 
+def generate_tab(pg, prompt: str, length: int) -> None:
+    pg.get_by_role("tab", name="Generate & compare").click()
+    pg.fill("#gen-prompt textarea", prompt)
+    box = pg.locator("#gen-length input[type=number]")
+    box.fill(str(length))
+    box.press("Enter")
+    pg.click("#gen-run")
+
+
+def test_generate_and_compare_streams_both_models_and_draws_the_cost(page):
+    fired: list[str] = []
+    page.on("dialog", lambda d: (fired.append(d.message), d.dismiss()))
+    generate_tab(page, "Mozart " + XSS, 48)
+    page.wait_for_function("() => document.querySelector('#gen-notice').textContent.trim().startsWith('Done')")
+    notice = page.inner_text("#gen-notice")
+    assert re.search(r"BLT \d+/48 bytes in \d+ global steps", notice)  # random weights may emit non-byte ids
+    assert "baseline 48/48 bytes" in notice
+    assert page.locator("#gen-blt .blt-text .p").count() >= 2  # patches drawn on the BLT's text
+    assert page.locator("#gen-baseline .u").count() > 2  # the baseline's tokens
+    page.wait_for_function("() => document.querySelector('#gen-costs').innerText.includes('BPE baseline')")
+    assert "big-model steps" in page.inner_text("#gen-costs")
+    page.wait_for_selector("#gen-flops .js-plotly-plot")
+    assert "Llama 3 8B" in page.inner_text("#gen-projection")
+    assert page.evaluate("window.__xss") is None and not fired
+    assert page.locator("#gen-blt script, #gen-blt img, #gen-baseline script, #gen-baseline img").count() == 0
+
+
+def test_generation_can_be_stopped(page):
+    generate_tab(page, "A long story begins", 1024)
+    page.wait_for_function("() => document.querySelector('#gen-notice').textContent.trim().startsWith('Generating')")
+    page.click("#gen-stop")
+    page.wait_for_function("() => document.querySelector('#gen-notice').textContent.trim().startsWith('Stopped')")
+    page.wait_for_function("() => document.querySelector('#gen-costs').innerText.includes('BPE baseline')")
+    assert int(re.search(r"BLT (\d+)/1024", page.inner_text("#gen-notice"))[1]) < 1024  # what came is measured
+    page.get_by_role("tab", name="Explore").click()
+
+
 def test_api_serves_twenty_people_at_once(server):
     from gradio_client import Client
 
@@ -245,3 +286,11 @@ def test_api_serves_twenty_people_at_once(server):
     compared = {r["label"]: r for r in client.predict("hello world", api_name="/compare")}
     assert compared["Space patching"]["units"] == 2 and compared["Space patching"]["scheme"] == "space"
     assert compared["BPE tokens: shipped baseline"]["bytes_per_unit"] > 0
+
+
+def test_api_generates_with_both_models(server):
+    from gradio_client import Client
+
+    out = Client(server[0], verbose=False).predict("Mozart", 16, api_name="/generate")
+    assert len(out["baseline"].encode()) >= 16 - 3 and {r["model"] for r in out["costs"]} == {"BLT", "BPE baseline"}
+    assert out["costs"][0]["big-model steps"] >= 1
