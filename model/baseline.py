@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .layers import KV, RMSNorm, TransformerConfig, TransformerStack
+from .layers import Past, RMSNorm, TransformerConfig, TransformerStack
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -49,7 +49,7 @@ class BPEBaseline(TransformerStack):
         h, _ = super().forward(self.tok_embeddings(tokens), torch.arange(tokens.shape[1], device=tokens.device))
         return self.output(self.norm(h)).float()
 
-    def extend(self, tokens: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+    def extend(self, tokens: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
         """Logits for tokens at positions start.., continuing from the keys and values of the tokens before
         them (cached generation); returns the keys and values of all of them."""
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import patcher
 from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
-from .layers import KV, CrossAttention, RMSNorm, TransformerConfig, TransformerStack
+from .layers import CrossAttention, KV, Past, RMSNorm, TransformerConfig, TransformerStack
 from .patcher import PatchingConfig
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
@@ -150,7 +150,7 @@ class LocalEncoder(TransformerStack):
                 slots = slots + self.cross_attn_layers[i if self.all_layers else 0](slots, h, cross_mask)
         return h, slots
 
-    def extend(self, embeds: Tensor, start: int, past: list[KV] | None) -> tuple[list[Tensor], list[KV]]:
+    def extend(self, embeds: Tensor, start: int, past: Past | None) -> tuple[list[Tensor], Past]:
         """Byte states for bytes at positions start.., continuing from the keys and values of earlier bytes
         (cached generation). Returns the states after each layer that the slots cross-attend to (the last
         is the encoder's output) and every layer's keys and values."""
@@ -190,7 +190,7 @@ class GlobalTransformer(TransformerStack):
         h, _ = super().forward(patches, torch.arange(patches.shape[1], device=patches.device), doc)
         return h
 
-    def extend(self, patches: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+    def extend(self, patches: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
         """Outputs for patches at positions start.., continuing from the keys and values of earlier patches:
         in cached generation the global transformer takes one step per patch, when the patch closes."""
         if self.token_embedding_projection is not None:
@@ -237,8 +237,8 @@ class LocalDecoder(TransformerStack):
         slots = self.slots(global_out)
         return [cross_attn.keys_values(slots) for cross_attn in self.cross_attn_layers]
 
-    def extend(self, h: Tensor, start: int, past: list[KV] | None, slots: list[KV],
-               cross_mask: Tensor | None) -> tuple[Tensor, list[KV]]:
+    def extend(self, h: Tensor, start: int, past: Past | None, slots: list[KV],
+               cross_mask: Tensor | None) -> tuple[Tensor, Past]:
         """Next-byte logits for the encoder states of bytes at positions start.., continuing from the keys and
         values of earlier bytes. `slots` (from `slot_keys_values`) are the patches these bytes may see;
         `cross_mask` [B, 1, T, slots] says which byte sees which (None: every byte sees them all)."""

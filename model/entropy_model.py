@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import KV, RMSNorm, TransformerConfig, TransformerStack
+from .layers import Past, RMSNorm, TransformerConfig, TransformerStack
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
 
@@ -72,7 +72,7 @@ class EntropyModel(TransformerStack):
         h, _ = super().forward(self.tok_embeddings(tokens), positions, document_ids(tokens))
         return self.output(self.norm(h)).float()
 
-    def extend(self, tokens: Tensor, start: int, past: list[KV] | None) -> tuple[Tensor, list[KV]]:
+    def extend(self, tokens: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
         """Logits for bytes at positions start.. of the current context window, continuing from the keys and
         values of the bytes before them: the entropy model's step in cached generation. No documents (EOS
         ends a generation); the caller restarts the context every max_seqlen bytes, as `forward` does."""

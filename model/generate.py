@@ -36,7 +36,7 @@ from . import patcher
 from .baseline import BPEBaseline
 from .blt import BLT, patch_window_mask
 from .entropy_model import entropy_from_logits
-from .layers import KV
+from .layers import KV, KVCache
 from .patcher import PatchingConfig
 from .tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, encode
 
@@ -220,16 +220,8 @@ def blt_prompt(prompt: str | list[int]) -> list[int]:
 # --- the cached BLT -----------------------------------------------------------------------------------------
 
 
-def trim(cache: list[KV], window: int | None) -> list[KV]:
-    """Keep the keys/values that a later query can still see: with a sliding window of w keys (the query
-    itself included), the last w-1."""
-    if window is None:
-        return cache
-    return [(k[:, :, max(0, k.shape[2] - window + 1):], v[:, :, max(0, v.shape[2] - window + 1):]) for k, v in cache]
-
-
-def cache_bytes(cache: list[KV] | None) -> int:
-    return sum(k.nbytes + v.nbytes for k, v in cache or [])
+def cache_bytes(cache: list[KVCache] | list[KV] | None) -> int:
+    return sum(c.nbytes if isinstance(c, KVCache) else c[0].nbytes + c[1].nbytes for c in cache or [])
 
 
 def patch_closes(t: int, entropy: Tensor | None, previous: Tensor | None, open_bytes: int, cfg: PatchingConfig) -> bool:
@@ -279,10 +271,10 @@ class CachedBLT:
         self.length = 0  # bytes read
         self.recent: list[int] = []  # the last ids, for the hash n-grams
         self.last_entropy: Tensor | None = None
-        self.entropy_kv: list[KV] | None = None
-        self.encoder_kv: list[KV] | None = None
-        self.global_kv: list[KV] | None = None
-        self.decoder_kv: list[KV] | None = None
+        self.entropy_kv: list[KVCache] | None = None  # a new one each max_seqlen bytes
+        self.encoder_kv = blt.local_encoder.new_cache()
+        self.global_kv = blt.global_transformer.new_cache()
+        self.decoder_kv = blt.local_decoder.new_cache()
         # starts of the open patch and of the patches before it whose bytes its slots will see; the states of
         # those bytes (per cross-attending encoder layer) begin at starts[0]
         self.starts: list[int] = [0]
@@ -303,8 +295,7 @@ class CachedBLT:
                 entropies = self._entropies(ids, start)
         with self.meter(LOCAL_ENCODER):
             tail = torch.tensor([self.recent + ids], device=self.device)
-            states, kv = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
-            self.encoder_kv = trim(kv, self.blt.config.local_encoder.sliding_window)
+            states, _ = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
             self.byte_states = states if self.byte_states is None else [
                 torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
         closes, patches = [], []
@@ -320,8 +311,7 @@ class CachedBLT:
         self._forget_bytes()
         if patches:
             with self.meter(GLOBAL_TRANSFORMER):
-                out, kv = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
-                self.global_kv = trim(kv, self.blt.config.global_transformer.sliding_window)
+                out, _ = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
             with self.meter(LOCAL_DECODER):
                 new = self.blt.local_decoder.slot_keys_values(out)
                 self.slots = new if self.slots is None else [
@@ -341,9 +331,8 @@ class CachedBLT:
         while i < len(ids):
             piece = ids[i : i + S - t % S]
             if t % S == 0:
-                self.entropy_kv = None
-            logits, kv = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
-            self.entropy_kv = trim(kv, model.config.sliding_window)
+                self.entropy_kv = model.new_cache()
+            logits, _ = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
             out.append(entropy_from_logits(logits[0]))
             t, i = t + len(piece), i + len(piece)
         return torch.cat(out)
@@ -375,8 +364,7 @@ class CachedBLT:
             slot_patch = keep_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // k
             mask = patch_window_mask(torch.tensor(seen, device=self.device)[None, :, None], slot_patch[None, None, :],
                                      self.blt.config.cross_attn_window_decoder)
-        logits, kv = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
-        self.decoder_kv = trim(kv, self.blt.config.local_decoder.sliding_window)
+        logits, _ = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
         return logits
 
     def kv_bytes(self) -> dict[str, int]:
@@ -417,15 +405,14 @@ class CachedBaseline:
     """The BPE baseline reading tokens incrementally, with a KV cache."""
 
     def __init__(self, model: BPEBaseline, meter: Meter | None = None):
-        self.model, self.length, self.kv = model, 0, None
+        self.model, self.length, self.kv = model, 0, model.new_cache()
         self.device = next(model.parameters()).device
         self.meter = meter or Meter(self.device)
 
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
         with self.meter(BASELINE):
-            logits, kv = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
-            self.kv = trim(kv, self.model.config.transformer.sliding_window)
+            logits, _ = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
         self.length += len(ids)
         return logits[0], None, None
 

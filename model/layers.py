@@ -18,6 +18,46 @@ from torch import Tensor, nn
 KV = tuple[Tensor, Tensor]  # keys, values: [B, n_kv_heads, T, head_dim], RoPE already applied to keys
 
 
+class KVCache:
+    """One attention layer's keys and values in cached generation, in buffers with room to grow: a step writes
+    only its own positions (torch.cat would copy every cached one, every step). With a sliding window of w
+    keys, positions that no later query can see are dropped; the buffer is compacted when it fills."""
+
+    def __init__(self, window: int | None = None):
+        self.window = window
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+        self.start = self.end = 0  # the kept positions are buffer[start:end]
+
+    def append(self, k: Tensor, v: Tensor) -> KV:
+        """Add the new positions' keys and values; returns every key and value their queries may need."""
+        if self.window is not None:  # the first new query sees the w-1 positions before it
+            self.start = max(self.start, self.end - self.window + 1)
+        n, kept = k.shape[2], self.end - self.start
+        if self.k is None or self.end + n > self.k.shape[2]:
+            size = max(2 * (kept + n), 64)
+            buffers = [x.new_empty(x.shape[0], x.shape[1], size, x.shape[3]) for x in (k, v)]
+            if self.k is not None:
+                buffers[0][:, :, :kept] = self.k[:, :, self.start : self.end]
+                buffers[1][:, :, :kept] = self.v[:, :, self.start : self.end]
+            self.k, self.v = buffers
+            self.start, self.end = 0, kept
+        self.k[:, :, self.end : self.end + n] = k
+        self.v[:, :, self.end : self.end + n] = v
+        self.end += n
+        return self.k[:, :, self.start : self.end], self.v[:, :, self.start : self.end]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the kept keys and values (what later steps need; the buffer holds up to twice that)."""
+        if self.k is None:
+            return 0
+        return (self.end - self.start) * (self.k[:, :, :1].nbytes + self.v[:, :, :1].nbytes)
+
+
+Past = list[KV] | list[KVCache]  # a stack's keys and values, per layer: tensors, or caches filled in place
+
+
 @dataclass
 class TransformerConfig:
     """Shape of one stack of transformer blocks (entropy model, local encoder/decoder, global, baseline)."""
@@ -122,12 +162,17 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, past: KV | None = None) -> tuple[Tensor, KV]:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask,
+                past: KV | KVCache | None = None) -> tuple[Tensor, KV | KVCache]:
+        """`past`: earlier positions' keys and values; returns the output and them with this call's appended
+        (a KVCache is filled in place and returned)."""
         B, T, _ = x.shape
         q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2), rope)
         k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2), rope)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if past is not None:
+        if isinstance(past, KVCache):
+            k, v = past.append(k, v)
+        elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         Tk = k.shape[2]
         q_idx = torch.arange(Tk - T, Tk, device=x.device)
@@ -141,7 +186,7 @@ class Attention(nn.Module):
                 ki = torch.arange(k0, k1, device=x.device)
                 blocks.append(attend(q[:, :, s : s + len(qi)], k[:, :, k0:k1], v[:, :, k0:k1], mask.dense(qi, ki)))
             out = torch.cat(blocks, dim=2)
-        return self.wo(out.transpose(1, 2).reshape(B, T, -1)), (k, v)
+        return self.wo(out.transpose(1, 2).reshape(B, T, -1)), past if isinstance(past, KVCache) else (k, v)
 
 
 class FeedForward(nn.Module):
@@ -163,7 +208,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, past: KV | None = None) -> tuple[Tensor, KV]:
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask,
+                past: KV | KVCache | None = None) -> tuple[Tensor, KV | KVCache]:
         h, kv = self.attention(self.attention_norm(x), rope, mask, past)
         h = x + h
         return h + self.feed_forward(self.ffn_norm(h)), kv
@@ -183,8 +229,12 @@ class TransformerStack(nn.Module):
     def mask(self, doc: Tensor | None) -> CausalMask:
         return CausalMask(self.cfg.sliding_window, doc)
 
+    def new_cache(self) -> list[KVCache]:
+        """Empty per-layer caches for cached generation (pass them as `past`; they fill in place)."""
+        return [KVCache(self.cfg.sliding_window) for _ in self.layers]
+
     def forward(self, x: Tensor, positions: Tensor, doc: Tensor | None = None,
-                past: list[KV] | None = None) -> tuple[Tensor, list[KV]]:
+                past: Past | None = None) -> tuple[Tensor, Past]:
         rope, mask = self.rope(positions), self.mask(doc)
         cache = []
         for i, layer in enumerate(self.layers):
