@@ -131,8 +131,11 @@ def blt_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> 
     cfg = model.config.patching
 
     def logits(tokens: Tensor) -> Tensor:
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):
-            lengths = patcher.patch_lengths(tokens, cfg, model.entropy_model.entropies(tokens))
+        # Patches come from the entropy model in the surrounding precision: bf16 autocast while training (a
+        # third of the step's cost in float32; a rare borderline byte may cut differently), float32 when
+        # evaluating, exactly as the shipped model patches at inference.
+        with torch.no_grad():
+            lengths = patcher.patch_lengths(tokens, cfg, model.entropy_model.entropies(tokens).float())
         return model(tokens, patch_lengths=lengths)
 
     def loss(tokens: Tensor) -> tuple[Tensor, int]:
