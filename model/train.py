@@ -148,7 +148,8 @@ def blt_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> 
 
     return Task(model, lambda rng: (byte_batch(corpus, rng, args.batch, args.seq_len, device),), loss,
                 lambda data: byte_model_bpb(logits, data, args.seq_len, device), export,
-                {**model.config.to_dict(), "threshold_target_patch_size": args.patch_size})
+                {**model.config.to_dict(), "threshold_target_patch_size": args.patch_size,
+                 "patch_size_on_english_prose": round(size, 3)})
 
 
 def baseline_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> Task:
