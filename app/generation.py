@@ -28,6 +28,8 @@ from .render import LN2
 MAX_NEW_BYTES = 1024  # the page's cap: two models on a shared CPU; model.generate allows more
 DEFAULT_NEW_BYTES = 128
 DEFAULT_PROMPT = "The famous composer from Salzburg known as Mozart"
+EXAMPLE_PROMPTS = [DEFAULT_PROMPT, "It is a truth universally acknowledged, that", "def fibonacci(n):\n    ",
+                   "Die Donaudampfschifffahrtsgesellschaft", '{"name": "BLT", "url": "https://']
 
 
 @dataclass

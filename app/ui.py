@@ -342,6 +342,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                         top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="top-p (1 = off)", elem_id="gen-top-p")
                         seed = gr.Number(0, precision=0, label="seed", elem_id="gen-seed")
                     count_flops = gr.Checkbox(False, label="Also measure FLOPs with torch's FlopCounterMode (slower)")
+            gr.Examples([[t] for t in generation.EXAMPLE_PROMPTS], inputs=[gen_prompt], label="Prompts")
             gen_notice = gr.HTML(js_on_load=None, elem_id="gen-notice")
             with gr.Row():
                 with gr.Column():
