@@ -70,6 +70,7 @@ def test_finished_views_costs_and_trace(models):
     assert len(r.projection) == 2 and "Llama 3 8B" in set(r.projection["Llama"])
     assert "FLOPs/byte" in r.formulas
     assert {t.name for t in r.flops.data} >= {"global transformer", "baseline transformer", "entropy model"}
+    assert {t.name for t in r.time.data} == {t.name for t in r.flops.data}  # the same components, timed
     assert [t.name for t in r.latency.data] == ["BLT", "BPE baseline"]
 
 
