@@ -14,7 +14,6 @@ from model.blt import BLT
 from model.generate import (MAX_NEW_BYTES, MAX_PROMPT_BYTES, ByteEvent, ByteLevelTokens, CachedBaseline, CachedBLT,
                             PromptEvent, Sampling, TokenEvent, generate, generate_baseline, generate_nocache,
                             patch_closes)
-from model.loading import DEFAULT_BLT
 from model.patcher import PatchingConfig, patch_lengths
 from model.tokenizer import BOS_ID, EOS_ID, OFFSET
 
@@ -156,7 +155,6 @@ def test_caches_stay_within_their_windows(small_blt):
     assert kv[-1]["global_transformer"] > kv[45]["global_transformer"]  # one entry per patch, no window
 
 
-@pytest.mark.skipif(not (DEFAULT_BLT / "config.json").exists(), reason="the shipped BLT (assets/blt) is not installed yet")
 def test_shipped_model_cached_equals_no_cache():
     blt = model.load_blt()
     for prompt in ("The famous composer from Salzburg", "Über den Wolken — 東京"):
