@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -144,7 +145,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"float32 on the CPU, {args.threads} thread(s), torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}, shared with other jobs\n")
+          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f} at start\n")
     if "a" in args.parts:
         part_a(args.lengths)
     if "b" in args.parts:
