@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from safetensors import safe_open
@@ -56,8 +58,24 @@ def resolve(source: str | os.PathLike) -> tuple[Path, str | None]:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{sub}/*.json", "entropy_model/*.json"] if sub else ["*.json"]
-    root = _hub(lambda: snapshot_download(repo_id, allow_patterns=patterns), repo_id)
+    offline = not hub_reachable()
+    root = _hub(lambda: snapshot_download(repo_id, allow_patterns=patterns, local_files_only=offline), repo_id)
     return Path(root) / sub, str(source).strip("/")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hub be reached? Offline, huggingface_hub retries every request for about half a minute; asking
+    first lets an offline machine go straight to its local cache (and to a clear message)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _hub(call, repo_id: str):  # noqa: ANN001, ANN202 - a thin error translator around huggingface_hub calls
@@ -95,7 +113,9 @@ def _fetch(folder: Path, hub_path: str | None, name: str) -> Path:
     repo_id, sub = "/".join(parts[:2]), "/".join(parts[2:])
     from huggingface_hub import hf_hub_download
 
-    return Path(_hub(lambda: hf_hub_download(repo_id, f"{sub}/{name}" if sub else name), repo_id))
+    offline = not hub_reachable()
+    return Path(_hub(lambda: hf_hub_download(repo_id, f"{sub}/{name}" if sub else name, local_files_only=offline),
+                     repo_id))
 
 
 def _read_json(path: Path) -> dict:

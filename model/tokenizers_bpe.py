@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from .analysis import Analysis, Segmentation, segment
 from .baseline import DEFAULT_BASELINE, token_byte_lengths
-from .loading import CheckpointError, _hub
+from .loading import CheckpointError, _hub, hub_reachable
 
 LLAMA3_REPO = os.environ.get("BLT_EXPLORER_LLAMA3_TOKENIZER", "meta-llama/Meta-Llama-3-8B")
 SHIPPED = "shipped baseline"
@@ -33,7 +33,8 @@ def llama3_tokenizer(repo_id: str = LLAMA3_REPO) -> Tokenizer:
     """Llama 3's tokenizer.json from the Hub (gated: needs a token with access, or a cached copy)."""
     from huggingface_hub import hf_hub_download
 
-    return Tokenizer.from_file(_hub(lambda: hf_hub_download(repo_id, "tokenizer.json"), repo_id))
+    offline = not hub_reachable()
+    return Tokenizer.from_file(_hub(lambda: hf_hub_download(repo_id, "tokenizer.json", local_files_only=offline), repo_id))
 
 
 def load_bpe_tokenizers() -> tuple[dict[str, Tokenizer], dict[str, str]]:

@@ -152,6 +152,26 @@ def test_offline_hub_error(monkeypatch, tmp_path):
         model.load_entropy_model("facebook/blt-entropy")
 
 
+def test_unreachable_hub_falls_back_to_the_cache_at_once(monkeypatch, tmp_path):
+    """No network, no offline flag: one quick probe, then the local cache, not half a minute of retries."""
+    import time
+
+    import huggingface_hub.constants as constants
+
+    from model.loading import hub_reachable
+    from model.tokenizers_bpe import llama3_tokenizer
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    assert not hub_reachable()
+    start = time.perf_counter()
+    for load in (lambda: model.load_entropy_model("facebook/blt-entropy"), llama3_tokenizer):
+        with pytest.raises(model.CheckpointError, match="cannot be reached"):
+            load()
+    assert time.perf_counter() - start < 10
+
+
 def test_save_and_load_round_trip_in_transformers_layout(tmp_path, blt):
     folder = model.save_blt(blt, tmp_path / "again")
     again = model.load_blt(folder)
