@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,7 +19,7 @@ from model.analysis import Segmentation, analyze_bytes
 from model.baseline import BPEBaseline
 from model.blt import BLT
 from model.cost import GenerationCost, Projection, baseline_generation_cost, blt_generation_cost, text_projection
-from model.generate import (BASELINE, GLOBAL_TRANSFORMER, MAX_PROMPT_BYTES, ByteEvent, ByteLevelTokens, PromptEvent, TokenEvent,
+from model.generate import (BASELINE, GLOBAL_TRANSFORMER, ByteEvent, ByteLevelTokens, PromptEvent, TokenEvent,
                             generate, generate_baseline)
 from model.tokenizer import EOS_ID, OFFSET
 
@@ -52,9 +53,6 @@ class Request:
             n = int(n)
         if not (isinstance(n, int) and 1 <= n <= MAX_NEW_BYTES):
             raise ValueError(f"the length must be a whole number of bytes from 1 to {MAX_NEW_BYTES}, got {n!r}")
-        if len(self.prompt.encode("utf-8", errors="replace")) > MAX_PROMPT_BYTES:
-            raise ValueError(f"the prompt is {len(self.prompt.encode('utf-8', errors='replace')):,} bytes, over the "
-                             f"cap of {MAX_PROMPT_BYTES:,} (the entropy model's context): shorten it")
         top_k = None if self.top_k in (None, 0) else self.top_k
         if isinstance(top_k, float) and top_k.is_integer():
             top_k = int(top_k)
@@ -90,10 +88,16 @@ class Duel:
         return self.blt[1:]  # type: ignore[return-value]
 
 
+def event_bytes(event: ByteEvent | TokenEvent) -> int:
+    """Bytes of text a generation step produced (EOS and other special ids produce none)."""
+    return len(event.data) if isinstance(event, TokenEvent) else int(event.id >= OFFSET)
+
+
 def run(blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer, req: Request,
         stop: Callable[[], bool] = lambda: False) -> Iterator[Duel]:
     """Generate with both models, the one with fewer bytes out stepping next, so both grow together; yields
-    the duel after every step. Raises ValueError for bad settings before anything runs; `stop()` ends it early."""
+    the duel after every step. Bad settings (here, in model.generate and its sampling) raise ValueError at this
+    call, before anything runs; `stop()` ends it early."""
     req = req.check()
     sampling = dict(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, seed=req.seed,
                     count_flops=req.count_flops)
@@ -104,18 +108,24 @@ def run(blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer, req: Request,
     else:
         duel.baseline_error = ("The BPE baseline has no beginning-of-text token, so it needs a prompt of at least "
                                "one character; the BLT starts from BOS.")
-    out = {"blt": lambda: len(duel.blt_bytes), "baseline": lambda: len(duel.baseline_bytes)}
+    return _steps(duel, streams, stop)
+
+
+def _steps(duel: Duel, streams: dict[str, Iterator], stop: Callable[[], bool]) -> Iterator[Duel]:
+    produced = dict.fromkeys(streams, 0)  # bytes out per model, counted as they come (the events hold them too)
     try:
         while streams:
             if stop():
                 duel.stopped = True
                 return
-            name = min(streams, key=lambda k: out[k]())
+            name = min(streams, key=produced.__getitem__)
             event = next(streams[name], None)
             if event is None:
                 del streams[name]
                 continue
             getattr(duel, name).append(event)
+            if not isinstance(event, PromptEvent):
+                produced[name] += event_bytes(event)
             yield duel
     finally:
         for stream in streams.values():
@@ -192,10 +202,8 @@ def baseline_view(duel: Duel, tokenizer: Tokenizer) -> str:
     if duel.baseline_error:
         return render.message(duel.baseline_error, "warn")
     token_bytes = ByteLevelTokens(tokenizer)
-    lengths = [len(token_bytes(i)) for i in duel.baseline[0].ids] + [len(e.data) for e in duel.baseline[1:]]
-    cuts = [0]
-    for n in lengths:
-        cuts.append(cuts[-1] + n)
+    lengths = [len(token_bytes(i)) for i in duel.baseline[0].ids] + [event_bytes(e) for e in duel.baseline[1:]]
+    cuts = list(accumulate(lengths, initial=0))
     data = duel.prompt_bytes + duel.baseline_bytes
     seg = Segmentation("bpe", list(zip(cuts, cuts[1:])))
     return render.comparison_view(data, [("BPE baseline: prompt and output, cut into its tokens", seg, "")], len(data))
@@ -286,11 +294,10 @@ def finish(duel: Duel, blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer,
 def _latency(duel: Duel) -> dict[str, tuple[list[int], list[float]]]:
     """Per model: (bytes out after each step, ms since the first step) for the time-to-n-bytes chart."""
     out = {}
-    for name, steps, size in (("BLT", duel.blt[1:], lambda e: int(e.id >= OFFSET)),
-                              ("BPE baseline", duel.baseline[1:], lambda e: len(e.data))):
+    for name, steps in (("BLT", duel.blt_steps), ("BPE baseline", duel.baseline[1:])):
         n, ms, xs, ys = 0, 0.0, [], []
         for e in steps:
-            n, ms = n + size(e), ms + e.cost.wall_ms
+            n, ms = n + event_bytes(e), ms + e.cost.wall_ms
             xs.append(n)
             ys.append(ms)
         if xs:

@@ -230,19 +230,26 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                 count_flops: bool, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
         """Both models generate, streaming their texts; when they finish (or are stopped) the costs are drawn."""
         rest = [gr.skip()] * 8
+        stop = threading.Event()
         try:
             req = generation.Request(prompt or "", length, temperature, top_k, top_p, seed, count_flops).check()
             progress(0.0, desc="Loading the models")
             blt_model, baseline_model, tokenizer = generators.get()
+            duels = generation.run(blt_model, baseline_model, tokenizer, req, stop.is_set)
         except (ValueError, CheckpointError) as e:
             yield (render.message(str(e), "error"), gr.skip(), gr.skip(), *rest)
             return
-        stop = stops[request.session_hash] = threading.Event()
+        stops[request.session_hash] = stop
         duel = None
-        for duel in generation.throttled(generation.run(blt_model, baseline_model, tokenizer, req, stop.is_set)):
-            done = len(duel.blt_bytes) + len(duel.baseline_bytes)
-            progress(done / (2 * req.max_new_bytes), desc=generation.status(duel, req))
-            yield (render.message(generation.status(duel, req)), *generation.streaming(duel), *rest)
+        try:
+            for duel in generation.throttled(duels):
+                done = len(duel.blt_bytes) + len(duel.baseline_bytes)
+                line = generation.status(duel, req)
+                progress(done / (2 * req.max_new_bytes), desc=line)
+                yield (render.message(line), *generation.streaming(duel), *rest)
+        finally:
+            if stops.get(request.session_hash) is stop:
+                del stops[request.session_hash]  # a session's stop flag lives as long as its run
         if duel is None or not duel.blt:
             return
         progress(1.0, desc="Measuring and drawing")

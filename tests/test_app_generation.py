@@ -99,8 +99,8 @@ def test_stop_ends_early_and_closes_both_generators(models):
 def test_bad_settings_say_what_is_wrong(models, kw, message):
     blt, baseline, tokenizer = models
     req = generation.Request(**{"prompt": "Mozart", **kw})
-    with pytest.raises(ValueError, match=message):
-        next(generation.run(blt, baseline, tokenizer, req))
+    with pytest.raises(ValueError, match=message):  # at the call, before anything runs
+        generation.run(blt, baseline, tokenizer, req)
 
 
 def test_settings_from_the_page_are_normalised():
