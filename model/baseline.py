@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .layers import Past, RMSNorm, TransformerConfig, TransformerStack
+from .layers import KVCache, RMSNorm, TransformerConfig, TransformerStack
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -46,15 +46,15 @@ class BPEBaseline(TransformerStack):
         """Next-token logits [B, T, vocab] (float32)."""
         if tokens.dim() != 2 or tokens.dtype != torch.long:
             raise ValueError(f"tokens must be a LongTensor [batch, length], got {tokens.dtype} {tuple(tokens.shape)}")
-        h, _ = super().forward(self.tok_embeddings(tokens), torch.arange(tokens.shape[1], device=tokens.device))
+        h = super().forward(self.tok_embeddings(tokens), torch.arange(tokens.shape[1], device=tokens.device))
         return self.output(self.norm(h)).float()
 
-    def extend(self, tokens: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
+    def extend(self, tokens: Tensor, start: int, cache: list[KVCache]) -> Tensor:
         """Logits for tokens at positions start.., continuing from the keys and values of the tokens before
-        them (cached generation); returns the keys and values of all of them."""
+        them in `cache` (cached generation), which this call's are appended to."""
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        h, cache = super().forward(self.tok_embeddings(tokens), positions, past=past)
-        return self.output(self.norm(h)).float(), cache
+        h = super().forward(self.tok_embeddings(tokens), positions, cache=cache)
+        return self.output(self.norm(h)).float()
 
 
 def _halves_from_pairs(w: Tensor, n_heads: int) -> Tensor:

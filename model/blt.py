@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import patcher
 from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
-from .layers import CrossAttention, KV, Past, RMSNorm, TransformerConfig, TransformerStack
+from .layers import KV, CrossAttention, KVCache, RMSNorm, TransformerConfig, TransformerStack
 from .patcher import PatchingConfig
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
@@ -143,26 +143,25 @@ class LocalEncoder(TransformerStack):
         cross_mask = patch_window_mask(slot_patch[None, :, None], pids[:, None, :], self.window)
         h, slots = embeds, None
         for i, layer in enumerate(self.layers):
-            h, _ = layer(h, rope, mask)
+            h = layer(h, rope, mask)
             if self.all_layers or i == len(self.layers) - 1:
                 if slots is None:
                     slots = self.pool(h, pids, num_patches)
                 slots = slots + self.cross_attn_layers[i if self.all_layers else 0](slots, h, cross_mask)
         return h, slots
 
-    def extend(self, embeds: Tensor, start: int, past: Past | None) -> tuple[list[Tensor], Past]:
-        """Byte states for bytes at positions start.., continuing from the keys and values of earlier bytes
-        (cached generation). Returns the states after each layer that the slots cross-attend to (the last
-        is the encoder's output) and every layer's keys and values."""
+    def extend(self, embeds: Tensor, start: int, cache: list[KVCache]) -> list[Tensor]:
+        """Byte states for bytes at positions start.., continuing from the keys and values of earlier bytes in
+        `cache` (cached generation). Returns the states after each layer that the slots cross-attend to (the
+        last is the encoder's output)."""
         positions = torch.arange(start, start + embeds.shape[1], device=embeds.device)
         rope, mask = self.rope(positions), self.mask(None)
-        h, states, cache = embeds, [], []
+        h, states = embeds, []
         for i, layer in enumerate(self.layers):
-            h, kv = layer(h, rope, mask, None if past is None else past[i])
-            cache.append(kv)
+            h = layer(h, rope, mask, cache[i])
             if self.all_layers or i == len(self.layers) - 1:
                 states.append(h)
-        return states, cache
+        return states
 
     def patch_slots(self, states: list[Tensor], own_bytes: int) -> Tensor:
         """The k slots [B, k, D] of one patch, as `forward` builds them: max-pool the patch's own bytes (the
@@ -187,16 +186,15 @@ class GlobalTransformer(TransformerStack):
     def forward(self, patches: Tensor, doc: Tensor | None = None) -> Tensor:
         if self.token_embedding_projection is not None:
             patches = self.token_embedding_projection(patches)
-        h, _ = super().forward(patches, torch.arange(patches.shape[1], device=patches.device), doc)
-        return h
+        return super().forward(patches, torch.arange(patches.shape[1], device=patches.device), doc)
 
-    def extend(self, patches: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
+    def extend(self, patches: Tensor, start: int, cache: list[KVCache]) -> Tensor:
         """Outputs for patches at positions start.., continuing from the keys and values of earlier patches:
         in cached generation the global transformer takes one step per patch, when the patch closes."""
         if self.token_embedding_projection is not None:
             patches = self.token_embedding_projection(patches)
         positions = torch.arange(start, start + patches.shape[1], device=patches.device)
-        return TransformerStack.forward(self, patches, positions, past=past)
+        return TransformerStack.forward(self, patches, positions, cache=cache)
 
 
 class LocalDecoder(TransformerStack):
@@ -228,7 +226,7 @@ class LocalDecoder(TransformerStack):
         for i, layer in enumerate(self.layers):
             if self.all_layers or i == 0:
                 h = h + self.cross_attn_layers[i](h, slots, cross_mask)
-            h, _ = layer(h, rope, mask)
+            h = layer(h, rope, mask)
         return self.output(self.norm(h)).float()
 
     def slot_keys_values(self, global_out: Tensor) -> list[KV]:
@@ -237,20 +235,17 @@ class LocalDecoder(TransformerStack):
         slots = self.slots(global_out)
         return [cross_attn.keys_values(slots) for cross_attn in self.cross_attn_layers]
 
-    def extend(self, h: Tensor, start: int, past: Past | None, slots: list[KV],
-               cross_mask: Tensor | None) -> tuple[Tensor, Past]:
+    def extend(self, h: Tensor, start: int, cache: list[KVCache], slots: list[KV], cross_mask: Tensor | None) -> Tensor:
         """Next-byte logits for the encoder states of bytes at positions start.., continuing from the keys and
-        values of earlier bytes. `slots` (from `slot_keys_values`) are the patches these bytes may see;
+        values of earlier bytes in `cache`. `slots` (from `slot_keys_values`) are the patches these bytes may see;
         `cross_mask` [B, 1, T, slots] says which byte sees which (None: every byte sees them all)."""
         positions = torch.arange(start, start + h.shape[1], device=h.device)
         rope, mask = self.rope(positions), self.mask(None)
-        cache = []
         for i, layer in enumerate(self.layers):
             if self.all_layers or i == 0:
                 h = h + self.cross_attn_layers[i](h, slots[i], cross_mask)
-            h, kv = layer(h, rope, mask, None if past is None else past[i])
-            cache.append(kv)
-        return self.output(self.norm(h)).float(), cache
+            h = layer(h, rope, mask, cache[i])
+        return self.output(self.norm(h)).float()
 
 
 class BLT(nn.Module):

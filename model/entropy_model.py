@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Past, RMSNorm, TransformerConfig, TransformerStack
+from .layers import KVCache, RMSNorm, TransformerConfig, TransformerStack
 from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
 
 
@@ -69,16 +69,16 @@ class EntropyModel(TransformerStack):
     def window_logits(self, tokens: Tensor) -> Tensor:
         """Logits of one context window (at most max_seqlen bytes), positions from 0; no input checks."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        h, _ = super().forward(self.tok_embeddings(tokens), positions, document_ids(tokens))
+        h = super().forward(self.tok_embeddings(tokens), positions, document_ids(tokens))
         return self.output(self.norm(h)).float()
 
-    def extend(self, tokens: Tensor, start: int, past: Past | None) -> tuple[Tensor, Past]:
+    def extend(self, tokens: Tensor, start: int, cache: list[KVCache]) -> Tensor:
         """Logits for bytes at positions start.. of the current context window, continuing from the keys and
-        values of the bytes before them: the entropy model's step in cached generation. No documents (EOS
+        values of the bytes before them in `cache`: the entropy model's step in cached generation. No documents (EOS
         ends a generation); the caller restarts the context every max_seqlen bytes, as `forward` does."""
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        h, cache = TransformerStack.forward(self, self.tok_embeddings(tokens), positions, past=past)
-        return self.output(self.norm(h)).float(), cache
+        h = TransformerStack.forward(self, self.tok_embeddings(tokens), positions, cache=cache)
+        return self.output(self.norm(h)).float()
 
     @torch.no_grad()
     def entropies(self, tokens: Tensor) -> Tensor:

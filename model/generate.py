@@ -295,7 +295,7 @@ class CachedBLT:
                 entropies = self._entropies(ids, start)
         with self.meter(LOCAL_ENCODER):
             tail = torch.tensor([self.recent + ids], device=self.device)
-            states, _ = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
+            states = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
             self.byte_states = states if self.byte_states is None else [
                 torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
         closes, patches = [], []
@@ -311,7 +311,7 @@ class CachedBLT:
         self._forget_bytes()
         if patches:
             with self.meter(GLOBAL_TRANSFORMER):
-                out, _ = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
+                out = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
             with self.meter(LOCAL_DECODER):
                 new = self.blt.local_decoder.slot_keys_values(out)
                 self.slots = new if self.slots is None else [
@@ -332,7 +332,7 @@ class CachedBLT:
             piece = ids[i : i + S - t % S]
             if t % S == 0:
                 self.entropy_kv = model.new_cache()
-            logits, _ = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
+            logits = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
             out.append(entropy_from_logits(logits[0]))
             t, i = t + len(piece), i + len(piece)
         return torch.cat(out)
@@ -364,7 +364,7 @@ class CachedBLT:
             slot_patch = keep_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // k
             mask = patch_window_mask(torch.tensor(seen, device=self.device)[None, :, None], slot_patch[None, None, :],
                                      self.blt.config.cross_attn_window_decoder)
-        logits, _ = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
+        logits = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
         return logits
 
     def kv_bytes(self) -> dict[str, int]:
@@ -412,7 +412,7 @@ class CachedBaseline:
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
         with self.meter(BASELINE):
-            logits, _ = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
+            logits = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
         self.length += len(ids)
         return logits[0], None, None
 

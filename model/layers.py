@@ -3,8 +3,8 @@
 Numerics follow Meta's `bytelatent/base_transformer.py`: RMSNorm statistics and RoPE rotations in float32
 (rounded once back to the activation dtype), interleaved RoPE pairs, SwiGLU feed-forward, no biases.
 
-Every attention layer takes the keys and values of earlier positions (`past`) and returns its own, so the
-same code serves a full forward pass and a cached, byte-by-byte generator.
+Every attention layer takes an optional KVCache of earlier positions' keys and values and appends its own,
+so the same code serves a full forward pass and a cached, byte-by-byte generator.
 """
 
 from __future__ import annotations
@@ -53,9 +53,6 @@ class KVCache:
         if self.k is None:
             return 0
         return (self.end - self.start) * (self.k[:, :, :1].nbytes + self.v[:, :, :1].nbytes)
-
-
-Past = list[KV] | list[KVCache]  # a stack's keys and values, per layer: tensors, or caches filled in place
 
 
 @dataclass
@@ -162,18 +159,14 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask,
-                past: KV | KVCache | None = None) -> tuple[Tensor, KV | KVCache]:
-        """`past`: earlier positions' keys and values; returns the output and them with this call's appended
-        (a KVCache is filled in place and returned)."""
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, cache: KVCache | None = None) -> Tensor:
+        """`cache`: earlier positions' keys and values (cached generation); this call's are appended to it."""
         B, T, _ = x.shape
         q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2), rope)
         k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2), rope)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if isinstance(past, KVCache):
-            k, v = past.append(k, v)
-        elif past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        if cache is not None:
+            k, v = cache.append(k, v)
         Tk = k.shape[2]
         q_idx = torch.arange(Tk - T, Tk, device=x.device)
         if mask.window is None or T <= 2 * self.block_size:
@@ -186,7 +179,7 @@ class Attention(nn.Module):
                 ki = torch.arange(k0, k1, device=x.device)
                 blocks.append(attend(q[:, :, s : s + len(qi)], k[:, :, k0:k1], v[:, :, k0:k1], mask.dense(qi, ki)))
             out = torch.cat(blocks, dim=2)
-        return self.wo(out.transpose(1, 2).reshape(B, T, -1)), past if isinstance(past, KVCache) else (k, v)
+        return self.wo(out.transpose(1, 2).reshape(B, T, -1))
 
 
 class FeedForward(nn.Module):
@@ -208,11 +201,9 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask,
-                past: KV | KVCache | None = None) -> tuple[Tensor, KV | KVCache]:
-        h, kv = self.attention(self.attention_norm(x), rope, mask, past)
-        h = x + h
-        return h + self.feed_forward(self.ffn_norm(h)), kv
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], mask: CausalMask, cache: KVCache | None = None) -> Tensor:
+        h = x + self.attention(self.attention_norm(x), rope, mask, cache)
+        return h + self.feed_forward(self.ffn_norm(h))
 
 
 class TransformerStack(nn.Module):
@@ -230,17 +221,15 @@ class TransformerStack(nn.Module):
         return CausalMask(self.cfg.sliding_window, doc)
 
     def new_cache(self) -> list[KVCache]:
-        """Empty per-layer caches for cached generation (pass them as `past`; they fill in place)."""
+        """Empty per-layer caches for cached generation (pass them as `cache`; they fill in place)."""
         return [KVCache(self.cfg.sliding_window) for _ in self.layers]
 
     def forward(self, x: Tensor, positions: Tensor, doc: Tensor | None = None,
-                past: Past | None = None) -> tuple[Tensor, Past]:
+                cache: list[KVCache] | None = None) -> Tensor:
         rope, mask = self.rope(positions), self.mask(doc)
-        cache = []
         for i, layer in enumerate(self.layers):
-            x, kv = layer(x, rope, mask, None if past is None else past[i])
-            cache.append(kv)
-        return x, cache
+            x = layer(x, rope, mask, None if cache is None else cache[i])
+        return x
 
 
 class CrossAttention(nn.Module):
