@@ -13,10 +13,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from tokenizers import Tokenizer
 
-from model.analysis import Analysis, Segmentation, analyze, report, rows, segment, solve_threshold
+from model.analysis.reading import (
+    Analysis,
+    Segmentation,
+    analyze,
+    bpe_segmentation,
+    report,
+    rows,
+    segment,
+    solve_threshold,
+)
 from model.entropy_model import EntropyModel
 from model.patcher import DEFAULT_THRESHOLD
-from model.tokenizers_bpe import bpe_segmentation
 
 from . import plots, render
 from .render import LN2

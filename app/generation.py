@@ -1,6 +1,6 @@
 """The "Generate & compare" tab apart from Gradio: the BLT and the BPE baseline continue the same prompt side by
 side, and their events become the page's texts, per-byte trace, cost table, charts and paper-scale projection.
-The UI, the tests and benchmarks/bench_generate.py all go through `model.generate` and `model.cost`."""
+The UI, the tests and benchmarks/bench_generate.py all go through `model.generate` and `model.analysis.cost`."""
 
 from __future__ import annotations
 
@@ -15,12 +15,26 @@ import pandas as pd
 import plotly.graph_objects as go
 from tokenizers import Tokenizer
 
-from model.analysis import Segmentation, analyze_bytes
+from model.analysis.cost import (
+    GenerationCost,
+    Projection,
+    baseline_generation_cost,
+    blt_generation_cost,
+    text_projection,
+)
+from model.analysis.reading import Segmentation, analyze_bytes
 from model.baseline import BPEBaseline
 from model.blt import BLT
-from model.cost import GenerationCost, Projection, baseline_generation_cost, blt_generation_cost, text_projection
-from model.generate import (BASELINE, GLOBAL_TRANSFORMER, ByteEvent, ByteLevelTokens, PromptEvent, TokenEvent,
-                            generate, generate_baseline)
+from model.bpe import ByteLevelTokens
+from model.generate import (
+    BASELINE,
+    GLOBAL_TRANSFORMER,
+    ByteEvent,
+    PromptEvent,
+    TokenEvent,
+    generate,
+    generate_baseline,
+)
 from model.tokenizer import EOS_ID, OFFSET
 
 from . import plots, render

@@ -8,9 +8,15 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-from model.analysis import Analysis, Segmentation
-from model.cost import GenerationCost
-from model.generate import BASELINE, ENTROPY_MODEL, GLOBAL_TRANSFORMER, LOCAL_DECODER, LOCAL_ENCODER
+from model.analysis.cost import GenerationCost
+from model.analysis.reading import Analysis, Segmentation
+from model.generate import (
+    BASELINE,
+    ENTROPY_MODEL,
+    GLOBAL_TRANSFORMER,
+    LOCAL_DECODER,
+    LOCAL_ENCODER,
+)
 from model.tokenizer import OFFSET, byte_glyph, utf8_char_spans
 
 from .render import LN2, char_glyph

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from model.analysis import Analysis, Segmentation
+from model.analysis.reading import Analysis, Segmentation
 from model.tokenizer import OFFSET, byte_glyph, utf8_char_spans
 
 LN2 = math.log(2)

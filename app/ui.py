@@ -11,8 +11,8 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import gradio as gr
@@ -20,14 +20,21 @@ import pandas as pd
 from tokenizers import Tokenizer
 
 from model import BLT, CheckpointError, load_blt, load_entropy_model
-from model.analysis import analyze, report, segment, solve_threshold
+from model.analysis.reading import analyze, report, segment, solve_threshold
 from model.baseline import BPEBaseline, load_baseline
+from model.bpe import load_bpe_tokenizers
+from model.defaults import default_threshold
 from model.entropy_model import EntropyModel
-from model.thresholds import shipped_threshold
-from model.tokenizers_bpe import load_bpe_tokenizers
 
 from . import explorer, generation, render
-from .explorer import DEFAULT_RISE_BITS, DEFAULT_STRIDE, DEFAULT_THRESHOLD_BITS, MAX_BYTES, Reading, Settings
+from .explorer import (
+    DEFAULT_RISE_BITS,
+    DEFAULT_STRIDE,
+    DEFAULT_THRESHOLD_BITS,
+    MAX_BYTES,
+    Reading,
+    Settings,
+)
 from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -66,13 +73,13 @@ class Models:
     def __init__(self, shipped: EntropyModel | None = None, shipped_threshold_bits: float | None = None):
         self._models = {SHIPPED: shipped if shipped is not None else load_entropy_model()}
         if shipped_threshold_bits is None:
-            shipped_threshold_bits = DEFAULT_THRESHOLD_BITS if shipped is not None else shipped_threshold() / LN2
+            shipped_threshold_bits = DEFAULT_THRESHOLD_BITS if shipped is not None else default_threshold() / LN2
         self.shipped_threshold_bits = shipped_threshold_bits
         self._lock = threading.Lock()
 
     def threshold_bits(self, name: str) -> float:
         """The default θ for a model: the shipped BLT's own, tuned to its entropy model; Meta's for Meta's."""
-        return self.shipped_threshold_bits if name == SHIPPED else DEFAULT_THRESHOLD_BITS
+        return self.shipped_threshold_bits if name == SHIPPED else default_threshold(name) / LN2
 
     def get(self, name: str) -> EntropyModel:
         """The model called `name`; raises CheckpointError (with what to do) when it cannot be loaded."""

@@ -30,10 +30,9 @@ from app import explorer  # noqa: E402
 from app.render import LN2  # noqa: E402
 from app.ui import load_examples  # noqa: E402
 from model import load_entropy_model  # noqa: E402
-from model.analysis import analyze  # noqa: E402
-from model.patcher import DEFAULT_THRESHOLD  # noqa: E402
-from model.thresholds import shipped_threshold  # noqa: E402
-from model.tokenizers_bpe import SHIPPED, shipped_tokenizer  # noqa: E402
+from model.analysis.reading import analyze  # noqa: E402
+from model.bpe import SHIPPED, shipped_tokenizer  # noqa: E402
+from model.defaults import default_threshold  # noqa: E402
 
 SIZES_KB = (1, 10, 100)
 
@@ -76,7 +75,7 @@ def main() -> None:
     args = p.parse_args()
     entropy_model = load_entropy_model(args.model)
     tokenizers = {SHIPPED: shipped_tokenizer(args.tokenizer)}
-    theta = args.threshold or (DEFAULT_THRESHOLD if args.model else shipped_threshold())  # the page's default θ
+    theta = args.threshold or default_threshold(args.model)  # the page's default θ
     settings = explorer.Settings(threshold_bits=theta / LN2)
     params = sum(t.numel() for t in entropy_model.parameters())
     device = next(entropy_model.parameters()).device

@@ -26,9 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model import encode  # noqa: E402
-from model.baseline import BaselineConfig, BPEBaseline, load_baseline, train_tokenizer  # noqa: E402
+from model.analysis.cost import baseline_generation_cost, blt_generation_cost  # noqa: E402
+from model.baseline import BaselineConfig, BPEBaseline, load_baseline  # noqa: E402
 from model.blt import BLT, BLTConfig  # noqa: E402
-from model.cost import baseline_generation_cost, blt_generation_cost  # noqa: E402
+from model.bpe import train_tokenizer  # noqa: E402
 from model.entropy_model import EntropyModelConfig  # noqa: E402
 from model.generate import ByteEvent, generate, generate_baseline, generate_nocache  # noqa: E402
 from model.layers import TransformerConfig  # noqa: E402
@@ -112,7 +113,12 @@ def shipped_or_random() -> tuple[BLT, BPEBaseline, object, str]:
         blt, (baseline, tokenizer) = load_blt(), load_baseline()
         return blt, baseline, tokenizer, "shipped models (assets/)"
     except CheckpointError as e:
-        from model.train import blt_config, entropy_config, global_shape, init_weights
+        from model.training.train import (
+            blt_config,
+            entropy_config,
+            global_shape,
+            init_weights,
+        )
 
         blt = random_blt(blt_config(entropy_config(), 0.0))
         tokenizer = train_tokenizer([PROMPT * 20], 512)

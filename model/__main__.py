@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from .analysis import SCHEMES, analyze, report, segment, solve_threshold
+from .analysis.reading import SCHEMES, analyze, report, segment, solve_threshold
+from .defaults import DEFAULT_SCHEME, default_threshold
 from .loading import CheckpointError, load_entropy_model
-from .patcher import DEFAULT_THRESHOLD
 from .tokenizer import byte_glyph
 
 
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("text", nargs="?", help="the text (or use --file)")
     a.add_argument("--file", type=Path, help="read the text from a UTF-8 file")
     a.add_argument("--model", default=None, help="entropy model: Hub repo id or folder (default: the shipped one)")
-    a.add_argument("--mode", choices=[s for s in SCHEMES if s != "bpe"], default="entropy")
-    a.add_argument("--threshold", type=float, default=None, help=f"nats (default {DEFAULT_THRESHOLD:.4f})")
+    a.add_argument("--mode", choices=[s for s in SCHEMES if s != "bpe"], default=DEFAULT_SCHEME)
+    a.add_argument("--threshold", type=float, default=None, help="nats (default: the model's own; the shipped BLT's, or Meta's 1.3354 for Meta's models)")
     a.add_argument("--target-patch-size", type=float, default=None, help="solve the threshold for this size")
     a.add_argument("--stride", type=int, default=4, help="static mode's patch size")
     a.add_argument("--max-patch-length", type=int, default=None)
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give the text or --file, not both")
         text = args.text if args.file is None else args.file.read_bytes().decode("utf-8")
         analysis = analyze(text, load_entropy_model(args.model), args.max_bytes)
-        threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+        threshold = default_threshold(args.model) if args.threshold is None else args.threshold
         if args.target_patch_size is not None:
             threshold, _ = solve_threshold(analysis, args.target_patch_size, args.mode == "monotonic")
         seg = segment(analysis, args.mode, threshold, args.stride, args.max_patch_length)

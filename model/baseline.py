@@ -18,13 +18,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from .defaults import SHIPPED_BASELINE
 from .layers import KVCache, RMSNorm, TransformerConfig, TransformerStack
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-
-DEFAULT_BASELINE = Path(__file__).resolve().parent.parent / "assets" / "baseline"
-
 
 @dataclass
 class BaselineConfig:
@@ -122,7 +120,7 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
 
     from .loading import CheckpointError, default_device_dtype, load_state
 
-    folder = Path(source or DEFAULT_BASELINE)
+    folder = Path(source or SHIPPED_BASELINE)
     if not (folder / "config.json").exists():
         raise CheckpointError(f"{folder} holds no baseline: expected config.json, model.safetensors, tokenizer.json")
     c = json.loads((folder / "config.json").read_text())
@@ -150,26 +148,3 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
     load_state(model, state, f"baseline {folder}")
     device_, dtype_ = default_device_dtype(device, dtype)
     return model.to(device_, dtype_).eval().requires_grad_(False), Tokenizer.from_file(str(folder / "tokenizer.json"))
-
-
-def token_byte_lengths(tokenizer: "Tokenizer", text: str) -> list[int]:
-    """UTF-8 bytes covered by each BPE token of `text`; they sum to len(text.encode()).
-
-    In byte-level BPE every character of a token string stands for exactly one byte, so a token that ends
-    inside a multi-byte character is still counted exactly. Special tokens (Llama 3's <|begin_of_text|>)
-    cover no text and are left out.
-    """
-    return [len(tok) for tok in tokenizer.encode(text, add_special_tokens=False).tokens]
-
-
-def train_tokenizer(texts: list[str], vocab_size: int) -> "Tokenizer":
-    """Byte-level BPE (GPT-2/Llama 3 style) trained with the `tokenizers` library."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=[], show_progress=False)
-    tok.train_from_iterator(texts, trainer)
-    return tok

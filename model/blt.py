@@ -19,10 +19,18 @@ import torch
 from torch import Tensor, nn
 
 from . import patcher
+from .checks import check_tokens
 from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
-from .layers import KV, CrossAttention, KVCache, RMSNorm, TransformerConfig, TransformerStack
+from .layers import (
+    KV,
+    CrossAttention,
+    KVCache,
+    RMSNorm,
+    TransformerConfig,
+    TransformerStack,
+)
 from .patcher import PatchingConfig
-from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
+from .tokenizer import EOS_ID, VOCAB_SIZE
 
 HASH_PRIMES = (1000000007, 5915587277, 1500450271, 3267000013, 5754853343, 4093082899, 9576890767,
                3628273133, 2860486313, 5463458053, 3367900313)

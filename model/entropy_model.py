@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_tokens
 from .layers import KVCache, RMSNorm, TransformerConfig, TransformerStack
-from .tokenizer import EOS_ID, VOCAB_SIZE, check_tokens
+from .tokenizer import EOS_ID, VOCAB_SIZE
 
 
 @dataclass

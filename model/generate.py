@@ -22,9 +22,9 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from itertools import accumulate
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -35,6 +35,13 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from . import patcher
 from .baseline import BPEBaseline
 from .blt import BLT, patch_window_mask
+from .bpe import ByteLevelTokens
+from .checks import (
+    MAX_PROMPT_BYTES,
+    check_max_new_bytes,
+    check_sampling,
+    whole,
+)
 from .entropy_model import entropy_from_logits
 from .layers import KV, KVCache
 from .patcher import PatchingConfig
@@ -43,8 +50,6 @@ from .tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, encode
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-MAX_PROMPT_BYTES = 8192  # the entropy model's context; longer prompts are refused, not silently cut
-MAX_NEW_BYTES = 4096
 
 ENTROPY_MODEL, LOCAL_ENCODER, GLOBAL_TRANSFORMER, LOCAL_DECODER = (
     "entropy_model", "local_encoder", "global_transformer", "local_decoder")
@@ -159,12 +164,7 @@ class Sampling:
     top_p: float | None = None
 
     def __post_init__(self) -> None:
-        if not (_finite(self.temperature) and self.temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
-        if self.top_k is not None and not (_whole(self.top_k) and self.top_k >= 1):
-            raise ValueError(f"top_k must be a whole number >= 1 or None, got {self.top_k!r}")
-        if self.top_p is not None and not (_finite(self.top_p) and 0 < self.top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
+        check_sampling(self.temperature, self.top_k, self.top_p)
 
     def sample(self, logits: Tensor, generator: torch.Generator) -> tuple[int, float]:
         """(next id, the model's probability of it) from next-id logits [V]."""
@@ -185,25 +185,11 @@ class Sampling:
         return i, float(probs[i])
 
 
-def _whole(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _finite(x: object) -> bool:
-    return (_whole(x) or isinstance(x, float)) and math.isfinite(x)
-
-
-def check_max_new_bytes(n: object) -> int:
-    if not (_whole(n) and 1 <= n <= MAX_NEW_BYTES):
-        raise ValueError(f"max_new_bytes must be a whole number from 1 to {MAX_NEW_BYTES}, got {n!r}")
-    return n
-
-
 def blt_prompt(prompt: str | list[int]) -> list[int]:
     """BLT ids of a prompt: text is encoded with BOS first; an empty prompt is BOS alone."""
     if isinstance(prompt, str):
         ids = encode(prompt)
-    elif isinstance(prompt, (list, tuple)) and all(_whole(i) for i in prompt):
+    elif isinstance(prompt, (list, tuple)) and all(whole(i) for i in prompt):
         ids = list(prompt) or [BOS_ID]
         if any(not 0 <= i < VOCAB_SIZE for i in ids):
             raise ValueError(f"prompt ids must lie in [0, {VOCAB_SIZE})")
@@ -510,16 +496,3 @@ def _rng(seed: int | None, device: torch.device) -> torch.Generator:
     else:
         generator.manual_seed(seed)
     return generator
-
-
-class ByteLevelTokens:
-    """The bytes a byte-level BPE token stands for: each character of its string is one byte (GPT-2's map)."""
-
-    def __init__(self, tokenizer: "Tokenizer"):
-        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-        others = [b for b in range(256) if b not in printable]
-        self.byte_of = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
-        self.tokenizer = tokenizer
-
-    def __call__(self, token_id: int) -> bytes:
-        return bytes(self.byte_of[c] for c in self.tokenizer.id_to_token(token_id))

@@ -25,13 +25,10 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .blt import BLT, BLTConfig
+from .defaults import META_ENTROPY_REPO, SHIPPED_BLT
 from .entropy_model import EntropyModel, EntropyModelConfig
 from .layers import TransformerConfig, ffn_hidden_dim
 from .patcher import DEFAULT_THRESHOLD, PatchingConfig
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_BLT = ASSETS / "blt"
-META_ENTROPY_REPO = "facebook/blt-entropy"
 
 
 class CheckpointError(ValueError):
@@ -79,8 +76,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _hub(call, repo_id: str):  # noqa: ANN001, ANN202 - a thin error translator around huggingface_hub calls
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return call()
@@ -398,7 +400,7 @@ def _find_meta_entropy(folder: Path, repo_id: str | None) -> tuple[EntropyModelC
 def load_blt(source: str | os.PathLike | None = None, device: str | torch.device | None = None,
              dtype: torch.dtype | None = None) -> BLT:
     """A BLT (with its entropy model) from a Hub repo id or local folder in any layout; None: the shipped model."""
-    folder, repo_id = resolve(DEFAULT_BLT if source is None else source)
+    folder, repo_id = resolve(SHIPPED_BLT if source is None else source)
     layout = detect_layout(folder)
     if layout == "transformers":
         c = _read_json(folder / "config.json")
@@ -435,7 +437,7 @@ def load_blt(source: str | os.PathLike | None = None, device: str | torch.device
 def load_entropy_model(source: str | os.PathLike | None = None, device: str | torch.device | None = None,
                        dtype: torch.dtype | None = None) -> EntropyModel:
     """The entropy model alone: a Meta entropy checkpoint, or the one inside a BLT checkpoint of any layout."""
-    folder, repo_id = resolve(DEFAULT_BLT if source is None else source)
+    folder, repo_id = resolve(SHIPPED_BLT if source is None else source)
     layout = detect_layout(folder)
     if layout == "transformers":
         config, state = _hf_entropy(folder, repo_id)

@@ -93,20 +93,3 @@ def byte_glyph(token_id: int) -> str:
 
 # Whitespace and control characters drawn visibly, as a text editor's "show whitespace" does.
 VISIBLE_CONTROLS = {0x20: "⋅", 0x0A: "↵", 0x09: "⇥", 0x0D: "␍", 0x00: "␀", 0x7F: "␡"}
-
-
-def check_tokens(tokens: object) -> None:
-    """Raise a ValueError that says what is wrong unless `tokens` is a LongTensor [B, T] of BLT ids."""
-    import torch
-
-    if not isinstance(tokens, torch.Tensor):
-        raise ValueError(f"tokens must be a torch.LongTensor [batch, length], got {type(tokens).__name__}")
-    if tokens.dtype != torch.long:
-        raise ValueError(f"tokens must have dtype torch.long (int64), got {tokens.dtype}")
-    if tokens.dim() != 2:
-        raise ValueError(f"tokens must have shape [batch, length], got {tuple(tokens.shape)}")
-    if tokens.shape[1] == 0 or tokens.shape[0] == 0:
-        raise ValueError("tokens is empty: encode at least the BOS id (model.encode('') gives [1])")
-    lo, hi = int(tokens.min()), int(tokens.max())
-    if lo < 0 or hi >= VOCAB_SIZE:
-        raise ValueError(f"token ids must lie in [0, {VOCAB_SIZE}), got values from {lo} to {hi}")

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from model.baseline import BaselineConfig, BPEBaseline, train_tokenizer
+from model.baseline import BaselineConfig, BPEBaseline
 from model.blt import BLT, BLTConfig
+from model.bpe import train_tokenizer
 from model.entropy_model import EntropyModelConfig
 from model.layers import TransformerConfig
 from model.patcher import PatchingConfig

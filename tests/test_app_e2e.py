@@ -19,7 +19,7 @@ from test_app_render import MIXED, XSS, Counting, tiny_models
 
 from app import build_app, explorer, render
 from app.ui import LAUNCH, SHIPPED, load_examples
-from model.analysis import analyze, segment
+from model.analysis.reading import analyze, segment
 from model.patcher import PatchingConfig
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

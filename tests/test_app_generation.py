@@ -8,10 +8,10 @@ import pytest
 from reference import direct_blt, tiny_baseline
 
 from app import generation
+from model.bpe import SHIPPED
 from model.generate import generate, generate_baseline
 from model.patcher import PatchingConfig
 from model.tokenizer import OFFSET
-from model.tokenizers_bpe import SHIPPED
 
 XSS = "<img src=x onerror=alert(1)> <script>alert(2)</script>"
 

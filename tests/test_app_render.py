@@ -14,8 +14,8 @@ import torch
 
 import model
 from app import explorer, plots, render
-from model.analysis import Segmentation, analyze, segment
-from model.baseline import train_tokenizer
+from model.analysis.reading import Segmentation, analyze, segment
+from model.bpe import train_tokenizer
 
 XSS = ('<script>window.__xss=1</script><img src=x onerror="window.__xss=1"> <a href="javascript:window.__xss=1">x</a> '
        "<svg onload=window.__xss=1> ${window.__xss=1} {{constructor.constructor('window.__xss=1')()}} \"' &amp;")

@@ -10,9 +10,9 @@ from reference import hf_logits, hf_patcher
 
 import model
 from model.baseline import load_baseline
-from model.loading import ASSETS, DEFAULT_BLT
-from model.ship import HELDOUT, heldout_samples, score_shipped
-from model.tokenizers_bpe import shipped_tokenizer
+from model.bpe import shipped_tokenizer
+from model.defaults import ASSETS, SHIPPED_BLT
+from model.training.ship import HELDOUT, heldout_samples, score_shipped
 
 TEXT = ("The famous composer from Salzburg known as Mozart wrote music.\n"
         "def patch(x):\n    return x + 1  # Über den Wolken, 東京\n")
@@ -41,7 +41,7 @@ def test_defaults_load_the_shipped_models(blt):
     entropy_model = model.load_entropy_model()
     ids = torch.tensor([model.encode(TEXT)])
     assert torch.equal(entropy_model.entropies(ids), blt.entropy_model.entropies(ids))
-    assert torch.equal(model.load_blt(DEFAULT_BLT)(ids), blt(ids))
+    assert torch.equal(model.load_blt(SHIPPED_BLT)(ids), blt(ids))
     net, tokenizer = load_baseline()
     assert tokenizer.get_vocab_size() == net.config.vocab_size == shipped_tokenizer().get_vocab_size()
 
@@ -68,7 +68,7 @@ def test_heldout_bits_per_byte_stay_within_the_model_card():
 def test_blt_gives_the_same_logits_in_transformers(blt):
     from transformers import BltForCausalLM
 
-    ref = BltForCausalLM.from_pretrained(DEFAULT_BLT, dtype=torch.float32).eval()
+    ref = BltForCausalLM.from_pretrained(SHIPPED_BLT, dtype=torch.float32).eval()
     ids = torch.tensor([model.encode(TEXT)])
     ref_entropies, ref_lengths = hf_patcher(ref, ids)
     assert (blt.entropy_model.entropies(ids) - ref_entropies).abs().max() < 1e-4

@@ -5,8 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.corpus import (GROUP_WEIGHTS, VAL_MIN, Corpus, Part, Source, build, licence_table_markdown,
-                          write_manifest, write_source)
+from model.training.corpus import (
+    GROUP_WEIGHTS,
+    VAL_MIN,
+    Corpus,
+    Part,
+    Source,
+    build,
+    licence_table_markdown,
+    write_manifest,
+    write_source,
+)
 
 TINY = 200_000
 

@@ -9,12 +9,22 @@ from reference import PARITY_TEXTS
 from test_generate import DIRECT_CONFIGS, baseline, config_blt  # noqa: F401 - the baseline fixture
 
 import model
-from model.bpb import bpe_model_bpb, byte_model_bpb
-from model.cost import (BLT_COMPONENTS, LLAMA3_8B, baseline_generation_cost, blt_flops, blt_generation_cost,
-                        global_patch_flops, lm_flops, paper_projection, stack_flops, text_projection)
+from model.analysis.bpb import bpe_model_bpb, byte_model_bpb
+from model.analysis.cost import (
+    BLT_COMPONENTS,
+    LLAMA3_8B,
+    baseline_generation_cost,
+    blt_flops,
+    blt_generation_cost,
+    global_patch_flops,
+    lm_flops,
+    paper_projection,
+    stack_flops,
+    text_projection,
+)
+from model.bpe import LLAMA3, SHIPPED
 from model.generate import generate, generate_baseline
 from model.layers import TransformerConfig
-from model.tokenizers_bpe import LLAMA3, SHIPPED
 
 FLOP_CONFIGS = ["default", "two_hash_functions_k4", "window16_two_encoder_layers_gqa",
                 "monotonic_windows_all_layers", "global_monotonic_max_length_projection", "byte_patching"]

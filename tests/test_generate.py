@@ -11,9 +11,20 @@ from reference import PARITY_TEXTS, direct_blt, long_text, save_hf_blt, tiny_bas
 
 import model
 from model.blt import BLT
-from model.generate import (MAX_NEW_BYTES, MAX_PROMPT_BYTES, ByteEvent, ByteLevelTokens, CachedBaseline, CachedBLT,
-                            PromptEvent, Sampling, TokenEvent, generate, generate_baseline, generate_nocache,
-                            patch_closes)
+from model.bpe import ByteLevelTokens
+from model.checks import MAX_NEW_BYTES, MAX_PROMPT_BYTES
+from model.generate import (
+    ByteEvent,
+    CachedBaseline,
+    CachedBLT,
+    PromptEvent,
+    Sampling,
+    TokenEvent,
+    generate,
+    generate_baseline,
+    generate_nocache,
+    patch_closes,
+)
 from model.patcher import PatchingConfig, patch_lengths
 from model.tokenizer import BOS_ID, EOS_ID, OFFSET
 

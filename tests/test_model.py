@@ -127,10 +127,9 @@ def test_loader_errors_name_what_is_wrong(tmp_path, blt):
 
 
 def test_hub_errors_say_what_to_do(monkeypatch):
+    import httpx
     import huggingface_hub
     from huggingface_hub.errors import GatedRepoError
-
-    import httpx
 
     url = "https://huggingface.co/api/models/facebook/blt-1b"
 
@@ -158,8 +157,8 @@ def test_unreachable_hub_falls_back_to_the_cache_at_once(monkeypatch, tmp_path):
 
     import huggingface_hub.constants as constants
 
+    from model.bpe import llama3_tokenizer
     from model.loading import hub_reachable
-    from model.tokenizers_bpe import llama3_tokenizer
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))

@@ -2,8 +2,15 @@
 
 import pytest
 import torch
-from reference import (PARITY_TEXTS, hf_logits, hf_patcher, long_text, save_hf_blt, write_meta_consolidated,
-                       write_meta_hub)
+from reference import (
+    PARITY_TEXTS,
+    hf_logits,
+    hf_patcher,
+    long_text,
+    save_hf_blt,
+    write_meta_consolidated,
+    write_meta_hub,
+)
 
 import model
 

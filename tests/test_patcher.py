@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from model import encode
-from model.patcher import (PatchingConfig, internal_lengths, patch_lengths, public_lengths, split_long,
-                           threshold_for_patch_size)
+from model.patcher import (
+    PatchingConfig,
+    internal_lengths,
+    patch_lengths,
+    public_lengths,
+    split_long,
+    threshold_for_patch_size,
+)
 
 HELLO = torch.tensor([encode("Hello")])  # [BOS, H, e, l, l, o]: T = 6
 

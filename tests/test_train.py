@@ -7,8 +7,8 @@ import torch
 
 import model
 from model.baseline import load_baseline
-from model.corpus import build
-from model.train import main
+from model.training.corpus import build
+from model.training.train import main
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,22 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import patcher
-from .baseline import token_byte_lengths
-from .blt import BLT, BLTConfig, blt_1b_config, blt_7b_config
-from .entropy_model import EntropyModelConfig
-from .generate import (BASELINE, ENTROPY_MODEL, GLOBAL_TRANSFORMER, LOCAL_DECODER, LOCAL_ENCODER, ByteEvent,
-                       PromptEvent, TokenEvent)
-from .layers import TransformerConfig
-from .tokenizer import encode
-from .tokenizers_bpe import LLAMA3, SHIPPED
+from .. import patcher
+from ..blt import BLT, BLTConfig, blt_1b_config, blt_7b_config
+from ..bpe import LLAMA3, SHIPPED, token_byte_lengths
+from ..entropy_model import EntropyModelConfig
+from ..generate import (
+    BASELINE,
+    ENTROPY_MODEL,
+    GLOBAL_TRANSFORMER,
+    LOCAL_DECODER,
+    LOCAL_ENCODER,
+    ByteEvent,
+    PromptEvent,
+    TokenEvent,
+)
+from ..layers import TransformerConfig
+from ..tokenizer import encode
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -312,7 +319,7 @@ def paper_projection(n_bytes: int, patch_size: float, bytes_per_token: float, to
 def text_projection(text: str, blt: BLT, tokenizers: dict[str, Tokenizer]) -> Projection:
     """`paper_projection` for a text: the patch size `blt`'s patching gives it, and its bytes per token
     under Llama 3's tokenizer when it loaded, else the shipped BPE's (labelled so). `tokenizers` is what
-    model.tokenizers_bpe.load_bpe_tokenizers() returns."""
+    model.bpe.load_bpe_tokenizers() returns."""
     ids = torch.tensor([encode(text)], device=next(blt.parameters()).device)
     if ids.shape[1] < 2:
         raise ValueError("the text is empty: there is nothing to project")

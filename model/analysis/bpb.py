@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .tokenizer import BOS_ID, OFFSET
+from ..tokenizer import BOS_ID, OFFSET
 
 
 @torch.no_grad()

