@@ -14,17 +14,16 @@ boundary. Each stage reports the best of the repeats (the machine may be shared)
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import machine_line  # noqa: E402
 
 from app import explorer  # noqa: E402
 from app.render import LN2  # noqa: E402
@@ -80,9 +79,7 @@ def main() -> None:
     params = sum(t.numel() for t in entropy_model.parameters())
     device = next(entropy_model.parameters()).device
     lines = [f"BLT Explorer page, server side ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
-             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-             f"{torch.__version__} with {torch.get_num_threads()} threads, device {device}; load average "
-             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at start",
+             f"{machine_line()}; device {device}",
              f"entropy model: {args.model or 'shipped (assets/blt)'}, {params / 1e6:.2f} M parameters; "
              f"BPE: {args.tokenizer or 'shipped (assets/baseline)'}; θ = {theta:.4f} nats",
              f"best of {args.repeats} runs after a warm-up; times in seconds", "",

@@ -10,7 +10,6 @@ on the CPU, in one process, alternating, and the best of the repeats is reported
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import machine_line  # noqa: E402
 
 from model import encode  # noqa: E402
 from model.entropy_model import EntropyModel, EntropyModelConfig  # noqa: E402
@@ -64,8 +65,8 @@ def main() -> None:
     shapes = {"shipped (4×256)": EntropyModelConfig(dim=256, n_layers=4, n_heads=4),
               "mid (8×512)": EntropyModelConfig(dim=512, n_layers=8, n_heads=8)}
     ids = torch.tensor([encode(text_of(args.kb))])
-    print(f"{args.kb} KB of text ({ids.shape[1]} ids), float32, {args.threads} threads, torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}")
+    print(machine_line())
+    print(f"{args.kb} KB of text ({ids.shape[1]} ids), float32, {args.threads} threads")
     print(f"{'entropy model':<18}{'model/ s':>10}{'transformers s':>16}{'model/ KB/s':>13}{'speed-up':>10}{'max |ΔH|':>10}")
     for name, cfg in shapes.items():
         ours = EntropyModel(cfg).eval()

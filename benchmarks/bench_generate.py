@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import machine_line  # noqa: E402
 
 from model import encode  # noqa: E402
 from model.analysis.cost import baseline_generation_cost, blt_generation_cost  # noqa: E402
@@ -150,8 +150,7 @@ def main() -> None:
     p.add_argument("--parts", default="ab", help="which parts to run: a, b or ab")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"float32 on the CPU, {args.threads} thread(s), torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f} at start\n")
+    print(f"{machine_line()}\nfloat32 on the CPU, {args.threads} thread(s)\n")
     if "a" in args.parts:
         part_a(args.lengths)
     if "b" in args.parts:

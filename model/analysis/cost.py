@@ -284,6 +284,23 @@ def lm_flops_per_byte(cfg: TransformerConfig, vocab: int, n_bytes: int, bytes_pe
     return lm_flops(cfg, vocab, (tokens + 1) / 2) / bytes_per_token
 
 
+# --- training compute ---------------------------------------------------------------------------------------
+
+TRAIN_PASSES = 3  # a training step costs about three forward passes: the forward, and twice that backward
+
+
+def blt_training_flops(config: BLTConfig, rows: int, seq_len: int, patches: int) -> float:
+    """Training FLOPs of a batch of `rows` × seq_len bytes cut into `patches` patches in all. The frozen
+    entropy model only reads (it patches the batch); it is counted apart, as the paper does."""
+    parts = blt_flops_per_byte(config, seq_len, rows * seq_len / max(patches, 1))
+    return TRAIN_PASSES * rows * seq_len * sum(v for k, v in parts.items() if k != ENTROPY_MODEL)
+
+
+def lm_training_flops(cfg: TransformerConfig, vocab: int, rows: int, seq_len: int) -> float:
+    """Training FLOPs of a batch of `rows` × seq_len positions of a decoder-only LM (entropy model, baseline)."""
+    return TRAIN_PASSES * rows * seq_len * lm_flops(cfg, vocab, (seq_len + 1) / 2)
+
+
 def _g(x: float) -> str:
     return f"{x:.3g}"
 

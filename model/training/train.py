@@ -4,8 +4,9 @@
     python -m model.training.train baseline --corpus data/corpus --out runs/baseline --minutes 35
     python -m model.training.train blt      --corpus data/corpus --out runs/blt --entropy-model runs/entropy/export --minutes 45
 
-The learning rate follows a cosine over *training wall time*, so a run fits its budget on any machine.
-Runs checkpoint every few minutes and resume from `--out` when started again with the same command. At
+The learning rate follows a cosine over *training wall time*, so a run fits its budget on any machine, or
+over *training FLOPs* with `--flops`, so two models can be trained at the same compute. Every step's FLOPs
+are counted (model.analysis.cost; a frozen entropy model apart) and recorded with the bytes seen. Runs checkpoint every few minutes and resume from `--out` when started again with the same command. At
 the end the model is exported (safetensors + JSON config) with a record of how it was made.
 """
 
@@ -30,6 +31,7 @@ from torch import Tensor, nn
 
 from .. import patcher
 from ..analysis.bpb import bpe_model_bpb, byte_model_bpb
+from ..analysis.cost import blt_training_flops, lm_training_flops
 from ..baseline import BaselineConfig, BPEBaseline, save_baseline
 from ..blt import BLT, BLTConfig
 from ..bpe import train_tokenizer
@@ -85,7 +87,7 @@ def byte_batch(corpus: Corpus, rng: np.random.Generator, batch: int, seq_len: in
 class Task:
     model: nn.Module
     batch: Callable[[np.random.Generator], tuple[Tensor, ...]]
-    loss: Callable[..., tuple[Tensor, int]]  # (mean loss in nats, bytes it covered)
+    loss: Callable[..., tuple[Tensor, int, float]]  # (mean loss in nats, bytes it covered, training FLOPs)
     bits_per_byte: Callable[[bytes], float]
     export: Callable[[Path, dict], None]
     config: dict
@@ -94,9 +96,11 @@ class Task:
 def entropy_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> Task:
     model = init_weights(EntropyModel(entropy_config())).to(device)
 
-    def loss(tokens: Tensor) -> tuple[Tensor, int]:
+    def loss(tokens: Tensor) -> tuple[Tensor, int, float]:
         logits = model.window_logits(tokens[:, :-1])
-        return F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten()), tokens[:, 1:].numel()
+        rows, seq_len = tokens[:, 1:].shape
+        flops = lm_training_flops(model.config.transformer(), model.config.vocab_size, rows, seq_len)
+        return F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten()), rows * seq_len, flops
 
     def export(folder: Path, record: dict) -> None:
         from safetensors.torch import save_file
@@ -131,17 +135,23 @@ def blt_task(args: argparse.Namespace, corpus: Corpus, device: torch.device) -> 
     model.entropy_model.requires_grad_(False).eval()
     cfg = model.config.patching
 
-    def logits(tokens: Tensor) -> Tensor:
+    def patch(tokens: Tensor) -> Tensor:
         # Patches come from the entropy model in the surrounding precision: bf16 autocast while training (a
         # third of the step's cost in float32; a rare borderline byte may cut differently), float32 when
         # evaluating, exactly as the shipped model patches at inference.
         with torch.no_grad():
-            lengths = patcher.patch_lengths(tokens, cfg, model.entropy_model.entropies(tokens).float())
-        return model(tokens, patch_lengths=lengths)
+            return patcher.patch_lengths(tokens, cfg, model.entropy_model.entropies(tokens).float())
 
-    def loss(tokens: Tensor) -> tuple[Tensor, int]:
-        out = logits(tokens[:, :-1])
-        return F.cross_entropy(out.flatten(0, 1), tokens[:, 1:].flatten()), tokens[:, 1:].numel()
+    def logits(tokens: Tensor) -> Tensor:
+        return model(tokens, patch_lengths=patch(tokens))
+
+    def loss(tokens: Tensor) -> tuple[Tensor, int, float]:
+        inputs = tokens[:, :-1]
+        lengths = patch(inputs)
+        rows, seq_len = inputs.shape
+        flops = blt_training_flops(model.config, rows, seq_len, int((lengths > 0).sum()) - rows)  # BOS's own patch left out
+        out = model(inputs, patch_lengths=lengths)
+        return F.cross_entropy(out.flatten(0, 1), tokens[:, 1:].flatten()), rows * seq_len, flops
 
     def export(folder: Path, record: dict) -> None:
         save_blt(model, folder, {"blt_explorer": record})
@@ -166,8 +176,10 @@ def baseline_task(args: argparse.Namespace, corpus: Corpus, device: torch.device
         n_bytes = sum(len(t) for e in encs if len(e.ids) > args.seq_len for t in e.tokens[1 : args.seq_len + 1])
         return ids, torch.tensor(n_bytes)
 
-    def loss(ids: Tensor, n_bytes: Tensor) -> tuple[Tensor, int]:
-        return F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()), int(n_bytes)
+    def loss(ids: Tensor, n_bytes: Tensor) -> tuple[Tensor, int, float]:
+        rows, seq_len = ids[:, 1:].shape
+        flops = lm_training_flops(model.config.transformer, model.config.vocab_size, rows, seq_len)
+        return F.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()), int(n_bytes), flops
 
     def export(folder: Path, record: dict) -> None:
         save_baseline(model, folder, {"blt_explorer": record})
@@ -226,7 +238,7 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    state = {"step": 0, "elapsed": 0.0, "bytes": 0, "rng": args.seed}
+    state = {"step": 0, "elapsed": 0.0, "bytes": 0, "flops": 0.0, "rng": args.seed}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         task.model.load_state_dict(ckpt["model"])
@@ -235,19 +247,23 @@ def train(args: argparse.Namespace) -> dict:
         print(f"resumed at step {state['step']}, {state['elapsed']:.0f} s trained", flush=True)
     rng = np.random.default_rng(state["rng"] + state["step"])
     budget = args.minutes * 60
+
+    def progress() -> float:
+        """How far through its budget the run is: training FLOPs with --flops, else training wall time."""
+        return state["flops"] / args.flops if args.flops else state["elapsed"] / budget
+
     watch = ["austen", "bible_web", "shakespeare", "python_stdlib", "de", "zh"]
     amp = autocast_dtype(device)
     last_ckpt = last_eval = time.time()
     task.model.train()
-    while state["elapsed"] < budget and (args.max_steps is None or state["step"] < args.max_steps):
+    while progress() < 1 and (args.max_steps is None or state["step"] < args.max_steps):
         t0 = time.time()
-        progress = state["elapsed"] / budget
-        lr = args.lr * (min(1.0, (state["step"] + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))))
+        lr = args.lr * (min(1.0, (state["step"] + 1) / args.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress()))))
         for group in opt.param_groups:
             group["lr"] = lr
         batch = task.batch(rng)
         with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-            loss, n_bytes = task.loss(*batch)
+            loss, n_bytes, flops = task.loss(*batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -255,8 +271,9 @@ def train(args: argparse.Namespace) -> dict:
         state["step"] += 1
         state["elapsed"] += time.time() - t0
         state["bytes"] += n_bytes
+        state["flops"] += flops
         if state["step"] % 20 == 0:
-            line = {"step": state["step"], "elapsed": round(state["elapsed"], 1), "bytes": state["bytes"], "lr": lr,
+            line = {"step": state["step"], "elapsed": round(state["elapsed"], 1), "bytes": state["bytes"], "flops": f"{state['flops']:.4g}", "lr": lr,
                     "train_loss_nats": round(float(loss.detach()), 4), "bytes_per_s": round(state["bytes"] / state["elapsed"], 1)}
             if time.time() - last_eval > args.eval_every:
                 line["val_bpb"] = evaluate(task, corpus, 4096, watch)
@@ -272,6 +289,7 @@ def train(args: argparse.Namespace) -> dict:
     record = {
         "command": "python -m model.training.train " + shlex.join(sys.argv[1:]), "corpus_sha256": corpus.manifest["corpus_sha256"],
         "steps": state["step"], "train_seconds": round(state["elapsed"]), "bytes_seen": state["bytes"],
+        "train_flops": float(f"{state['flops']:.4g}"),
         "device": f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
                   if device.type == "cpu" else torch.cuda.get_device_name(device),
         "autocast": str(amp), "held_out_bpb": {k: round(v, 4) for k, v in per_source.items()},
@@ -297,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--corpus", default="data/corpus")
     p.add_argument("--out", required=True)
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget (evaluation not counted)")
+    p.add_argument("--flops", type=float, default=None,
+                   help="training FLOPs budget: the schedule follows FLOPs instead of wall time (e.g. 3e14)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps even within the budget")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=512, help="bytes per row (tokens for the baseline)")
