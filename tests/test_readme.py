@@ -81,8 +81,6 @@ def test_shell_samples_print_what_the_readme_says():
 
 
 def test_cli_page_api_and_benchmark_cut_the_same_patches(shipped_server):
-    import shutil
-
     from gradio_client import Client
     from playwright.sync_api import sync_playwright
 
