@@ -17,6 +17,10 @@ SHIPPED_BLT = ASSETS / "blt"  # the shipped BLT, its entropy model inside (model
 SHIPPED_BASELINE = ASSETS / "baseline"
 META_ENTROPY_REPO = "facebook/blt-entropy"
 DEFAULT_SCHEME = "entropy"
+# How each shipped model was made (command, steps, bytes seen, training FLOPs, held-out bits per byte) is kept
+# beside its weights, in its config.json under these keys.
+SHIPPED_RECORDS = {"entropy model": ("blt", "blt_explorer_entropy_model"), "BLT": ("blt", "blt_explorer"),
+                   "BPE baseline": ("baseline", "blt_explorer")}
 
 
 def default_threshold(source: str | os.PathLike | None = None) -> float:
@@ -35,6 +39,12 @@ def default_threshold(source: str | os.PathLike | None = None) -> float:
         if isinstance(value, (int, float)):
             return float(value)
     return DEFAULT_THRESHOLD
+
+
+def shipped_records() -> dict[str, dict]:
+    """{model: its training record} for the models in assets/ (missing ones left out)."""
+    configs = {folder: _read(ASSETS / folder / "config.json") for folder, _ in SHIPPED_RECORDS.values()}
+    return {name: configs[folder][key] for name, (folder, key) in SHIPPED_RECORDS.items() if key in configs[folder]}
 
 
 def _read(path: Path) -> dict:

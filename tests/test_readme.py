@@ -24,7 +24,7 @@ from app.ui import LAUNCH, load_examples
 from model import load_entropy_model
 from model.__main__ import main as cli
 from model.bpe import SHIPPED, shipped_tokenizer
-from model.defaults import default_threshold
+from model.defaults import default_threshold, shipped_records
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -104,3 +104,17 @@ def test_cli_page_api_and_benchmark_cut_the_same_patches(shipped_server):
         analyse(page, text)
         assert patches(page) == f"{len(spans):,}"
         browser.close()
+
+
+def test_shipped_models_table_is_the_training_records():
+    """The README's comparison of the shipped BLT and baseline quotes their training records, at equal FLOPs."""
+    records = shipped_records()
+    groups = {"English prose": "en_prose", "code": "code", "multilingual": "multilingual"}
+    for name in ("BLT", "BPE baseline"):
+        r = records[name]
+        row = re.search(rf"^\| {name} \| ([^|]+) \| ([\d.]+) MB \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", README, re.M)
+        assert row, f"no README row for {name}"
+        assert float(row[1]) == pytest.approx(r["train_flops"], rel=0.005)
+        assert float(row[2]) == round(r["bytes_seen"] / 1e6, 1)
+        assert [float(x) for x in row.groups()[2:]] == [round(r["held_out_bpb_by_group"][g], 3) for g in groups.values()]
+    assert records["BPE baseline"]["train_flops"] == pytest.approx(records["BLT"]["train_flops"], rel=0.02)

