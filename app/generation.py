@@ -271,6 +271,16 @@ def trace(duel: Duel) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def training_table(records: dict[str, dict]) -> pd.DataFrame:
+    """How much training each shipped model had, so a reader weighs the comparison (`model.defaults.shipped_records`).
+    The BLT and the baseline were trained to the same FLOPs; the entropy model, frozen inside the BLT, apart."""
+    return pd.DataFrame([{"model": name, "training FLOPs": f"{r['train_flops']:.3g}",
+                          "bytes seen": f"{r['bytes_seen'] / 1e6:.1f} MB", "steps": r["steps"],
+                          "training time": f"{r['train_seconds'] / 60:.0f} min",
+                          "held-out bits/byte (English prose)": f"{r['held_out_bpb_by_group']['en_prose']:.3f}"}
+                         for name, r in records.items()])
+
+
 def projection_table(p: Projection) -> pd.DataFrame:
     rows = []
     for i, (blt, llama) in enumerate(p.pairs):

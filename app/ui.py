@@ -23,7 +23,7 @@ from model import BLT, CheckpointError, load_blt, load_entropy_model
 from model.analysis.reading import analyze, report, segment, solve_threshold
 from model.baseline import BPEBaseline, load_baseline
 from model.bpe import load_bpe_tokenizers
-from model.defaults import default_threshold
+from model.defaults import default_threshold, shipped_records
 from model.entropy_model import EntropyModel
 
 from . import explorer, generation, render
@@ -374,6 +374,12 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                 gen_latency = gr.Plot(label="Latency", elem_id="gen-latency")
             with gr.Accordion("Per-byte trace of the BLT", open=False):
                 gen_trace = gr.Dataframe(interactive=False, elem_id="gen-trace")
+            with gr.Accordion("Training compute of the shipped models", open=False):
+                gr.Markdown("The shipped BLT and BPE baseline were trained on the same corpus to the same training "
+                            "FLOPs (three forward passes a step), so their bits per byte compare like for like. The "
+                            "BLT's entropy model was trained first, on its own, and is counted apart. Full record: "
+                            "`assets/README.md`.")
+                gr.Dataframe(generation.training_table(shipped_records()), interactive=False, elem_id="gen-training")
             with gr.Accordion("At paper scale: BLT-1B and BLT-7B against Llama 3 on this text", open=True):
                 gen_projection = gr.Dataframe(interactive=False, elem_id="gen-projection")
                 gen_formulas = gr.Markdown()

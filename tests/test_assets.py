@@ -86,3 +86,16 @@ def test_baseline_gives_the_same_logits_in_transformers(baseline):
     with torch.no_grad():
         expected = ref(ids, use_cache=False).logits.float()
     assert (net(ids).float() - expected).abs().max() < 1e-3
+
+
+def test_blt_and_baseline_were_trained_to_the_same_flops():
+    """The bits-per-byte comparison on the card and the Generate tab is at matched training compute."""
+    from app.generation import training_table
+    from model.defaults import shipped_records
+
+    records = shipped_records()
+    assert set(records) == {"entropy model", "BLT", "BPE baseline"}
+    assert abs(records["BPE baseline"]["train_flops"] / records["BLT"]["train_flops"] - 1) < 0.05
+    table = training_table(records).set_index("model")
+    assert table.loc["BLT", "training FLOPs"] == f"{records['BLT']['train_flops']:.3g}"
+    assert table.loc["BPE baseline", "bytes seen"] == f"{records['BPE baseline']['bytes_seen'] / 1e6:.1f} MB"
