@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from tokenizers import Tokenizer
 
 from model.analysis.cost import (
+    PAPER_PAIRS,
     GenerationCost,
     Projection,
     baseline_generation_cost,
@@ -25,7 +26,7 @@ from model.analysis.cost import (
 from model.analysis.reading import Segmentation, analyze_bytes
 from model.baseline import BPEBaseline
 from model.blt import BLT
-from model.bpe import ByteLevelTokens
+from model.bpe import LLAMA3, ByteLevelTokens
 from model.generate import (
     BASELINE,
     GLOBAL_TRANSFORMER,
@@ -39,6 +40,8 @@ from model.tokenizer import EOS_ID, OFFSET
 
 from . import plots, render
 from .render import LN2
+
+LLAMA_REPOS = {pair[5] for pair in PAPER_PAIRS}
 
 MAX_NEW_BYTES = 1024  # the page's cap: two models on a shared CPU; model.generate allows more
 DEFAULT_NEW_BYTES = 128
@@ -300,12 +303,17 @@ def projection_notes(p: Projection) -> str:
 
 
 def finish(duel: Duel, blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer,
-           bpe_tokenizers: dict[str, Tokenizer]) -> Result:
-    """Draw a finished (or stopped) comparison."""
+           bpe_tokenizers: dict[str, Tokenizer], names: tuple[str, str] = ("", "")) -> Result:
+    """Draw a finished (or stopped) comparison. `names` are the models' Hub ids (or other names): where they are
+    Meta's BLTs or Llama 3, the paper-scale projection uses their configurations, and a Llama's own tokenizer."""
     bills = costs(duel, blt, baseline)
     text = (duel.prompt_bytes + duel.blt_bytes).decode("utf-8", errors="replace")
     if text.strip():
-        p = text_projection(text, blt, bpe_tokenizers)
+        blt_name, baseline_name = names
+        loaded = {blt_name: blt.config, baseline_name: (baseline.config.transformer, baseline.config.vocab_size)}
+        if baseline_name in LLAMA_REPOS:
+            bpe_tokenizers = {**bpe_tokenizers, LLAMA3: tokenizer}
+        p = text_projection(text, blt, bpe_tokenizers, loaded)
         proj, notes = projection_table(p), projection_notes(p)
     else:
         proj, notes = pd.DataFrame(), "Nothing to project: the text is empty."

@@ -19,14 +19,14 @@ import gradio as gr
 import pandas as pd
 from tokenizers import Tokenizer
 
-from model import BLT, CheckpointError, load_blt, load_entropy_model
+from model import BLT, CheckpointError
 from model.analysis.reading import analyze, report, segment, solve_threshold
-from model.baseline import BPEBaseline, load_baseline
+from model.baseline import BPEBaseline
 from model.bpe import load_bpe_tokenizers
 from model.defaults import default_threshold, shipped_records
 from model.entropy_model import EntropyModel
 
-from . import explorer, generation, render
+from . import explorer, generation, render, zerogpu
 from .explorer import (
     DEFAULT_RISE_BITS,
     DEFAULT_STRIDE,
@@ -35,11 +35,10 @@ from .explorer import (
     Reading,
     Settings,
 )
+from .models import Models, check_name, choices, default, source
 from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
-SHIPPED = "shipped (assets/blt)"
-META_MODELS = ("facebook/blt-entropy", "facebook/blt-1b")
 MAX_THRESHOLD_BITS = 8.1  # just above log2(260), the largest possible entropy
 STATE_TTL_S = 3600  # a session's reading is dropped an hour after its last use
 MODEL_CONCURRENCY = 1  # model runs at once: they are CPU-bound, more at once only slows each one
@@ -65,53 +64,6 @@ rules, a fixed stride, a new patch after each space, and BPE tokens.
 """
 
 
-class Models:
-    """Entropy models by name, loaded on first use and shared by every session, each with the threshold it
-    patches with. The shipped model always stays; at most one of Meta's models (hundreds of MB) is kept
-    beside it."""
-
-    def __init__(self, shipped: EntropyModel | None = None, shipped_threshold_bits: float | None = None):
-        self._models = {SHIPPED: shipped if shipped is not None else load_entropy_model()}
-        if shipped_threshold_bits is None:
-            shipped_threshold_bits = DEFAULT_THRESHOLD_BITS if shipped is not None else default_threshold() / LN2
-        self.shipped_threshold_bits = shipped_threshold_bits
-        self._lock = threading.Lock()
-
-    def threshold_bits(self, name: str) -> float:
-        """The default θ for a model: the shipped BLT's own, tuned to its entropy model; Meta's for Meta's."""
-        return self.shipped_threshold_bits if name == SHIPPED else default_threshold(name) / LN2
-
-    def get(self, name: str) -> EntropyModel:
-        """The model called `name`; raises CheckpointError (with what to do) when it cannot be loaded."""
-        model = self._models.get(name)
-        if model is None:
-            if name not in META_MODELS:
-                raise CheckpointError(f"unknown entropy model {name!r}; choose one of {SHIPPED}, {', '.join(META_MODELS)}")
-            with self._lock:  # one download at a time; other sessions keep using loaded models meanwhile
-                model = self._models.get(name)
-                if model is None:
-                    model = load_entropy_model(name)
-                    self._models = {SHIPPED: self._models[SHIPPED], name: model}
-        return model
-
-
-class Generators:
-    """The BLT and the BPE baseline that generate, loaded on first use (the explorer needs neither)."""
-
-    def __init__(self, blt: BLT | None = None, baseline: tuple[BPEBaseline, Tokenizer] | None = None):
-        self._blt, self._baseline = blt, baseline
-        self._lock = threading.Lock()
-
-    def get(self) -> tuple[BLT, BPEBaseline, Tokenizer]:
-        """Both models; raises CheckpointError (with what to do) when the shipped ones are not installed."""
-        with self._lock:
-            if self._blt is None:
-                self._blt = load_blt()
-            if self._baseline is None:
-                self._baseline = load_baseline()
-        return self._blt, *self._baseline
-
-
 def load_examples() -> list[tuple[str, str]]:
     """(label, text) of each example in assets/examples/examples.json."""
     index = json.loads((EXAMPLES_DIR / "examples.json").read_text(encoding="utf-8"))
@@ -123,21 +75,29 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
               baseline: tuple[BPEBaseline, Tokenizer] | None = None) -> gr.Blocks:
     """The explorer page and the generation tab. Models default to the shipped ones (tests pass their own,
     with Meta's θ unless `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
-    models = Models(entropy_model, threshold_bits)
-    generators = Generators(blt, baseline)
+    models = Models(entropy_model, blt, baseline)
+    shipped_threshold_bits = (threshold_bits if threshold_bits is not None else
+                              DEFAULT_THRESHOLD_BITS if entropy_model is not None else default_threshold() / LN2)
+
+    def threshold_bits_of(name: str) -> float:
+        """The θ a model patches with: the shipped BLT's own (tuned to its entropy model), else its folder's or Meta's."""
+        src = source("entropy model", name)
+        return shipped_threshold_bits if src is None else default_threshold(src) / LN2
     stops: dict[str, threading.Event] = {}
     missing: dict[str, str] = {}
     if bpe_tokenizers is None:
         bpe_tokenizers, missing = load_bpe_tokenizers()
     examples = load_examples()
+    start = default("entropy model")
     exports: deque[Path] = deque()
 
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
 
     def read(text: str, name: str) -> Reading:
-        return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes)
+        return explorer.read(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes)
 
+    @zerogpu.gpu(zerogpu.for_text)
     def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
         """A new text: run the model once; the reading goes to the session state, the view starts at byte 0."""
         if not text or not text.strip():
@@ -178,15 +138,16 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         s.view_from = int(view_from)
         return (s.threshold_bits, s.rise_bits, s.stride, *view_outputs(explorer.view(reading, s, note)))
 
+    @zerogpu.gpu(lambda name, active, text, *_, **__: zerogpu.for_text(text))
     def switch_model(name: str, active: str, text: str, threshold: float, rise: float, stride: float,
                      progress=gr.Progress(track_tqdm=True)) -> tuple:
         progress(0.05, desc=f"Loading {name}")
         try:
-            models.get(name)
-        except CheckpointError as e:
+            models.entropy.get(name)
+        except (ValueError, CheckpointError) as e:
             note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
             return (active, gr.update(value=active), gr.skip(), gr.skip(), gr.skip(), note, *[gr.skip()] * 5)
-        theta = models.threshold_bits(name)
+        theta = threshold_bits_of(name)
         return (name, gr.skip(), theta, *analyse(text, name, theta, rise, stride, progress))
 
     def load_file(path: str | None) -> tuple:
@@ -208,40 +169,53 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             shutil.rmtree(exports.popleft(), ignore_errors=True)
         return [str(f) for f in explorer.export(reading, Settings(threshold, rise, int(stride)), folder)], gr.skip()
 
+    @zerogpu.gpu(zerogpu.for_text)
     def api_analyze(text: str, threshold_bits: float | None = None, target_patch_size: float | None = None,
                     scheme: Literal["entropy", "monotonic", "static", "space", "byte"] = "entropy",
-                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> dict:
+                    stride: int = DEFAULT_STRIDE, model: str = start) -> dict:
         """Per-byte entropies and the patches of `text`: {"summary", "bytes", "patches"}, as the JSON download.
         θ defaults to the model's own; a target patch size, when given, solves θ instead."""
         try:
-            a = analyze(text, models.get(model), max_bytes)
-            threshold = (models.threshold_bits(model) if threshold_bits is None else threshold_bits) * LN2
+            a = analyze(text, models.entropy.get(model), max_bytes)
+            threshold = (threshold_bits_of(model) if threshold_bits is None else threshold_bits) * LN2
             if target_patch_size is not None:
                 threshold, _ = solve_threshold(a, target_patch_size, scheme == "monotonic")
             return report(a, segment(a, scheme, threshold, int(stride)))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
 
+    @zerogpu.gpu(zerogpu.for_text)
     def api_compare(text: str, threshold_bits: float | None = None, rise_bits: float = DEFAULT_RISE_BITS,
-                    stride: int = DEFAULT_STRIDE, model: str = SHIPPED) -> list[dict]:
+                    stride: int = DEFAULT_STRIDE, model: str = start) -> list[dict]:
         """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE), one record
         each; θ defaults to the model's own."""
         try:
-            theta = models.threshold_bits(model) if threshold_bits is None else threshold_bits
+            theta = threshold_bits_of(model) if threshold_bits is None else threshold_bits
             cut = explorer.schemes(read(text, model), Settings(theta, rise_bits, int(stride)))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
         return explorer.counts(cut)
 
+    def pair(blt_name: str, baseline_name: str, progress: gr.Progress | None = None) -> tuple[BLT, BPEBaseline, Tokenizer]:
+        """The chosen BLT and baseline, each loaded on first use (with progress) and shared by every session."""
+        check_name("BLT", blt_name), check_name("baseline", baseline_name)
+        if progress is not None:
+            progress(0.0, desc=f"Loading {blt_name}")
+        blt_model = models.blt.get(blt_name)
+        if progress is not None:
+            progress(0.0, desc=f"Loading {baseline_name}")
+        return blt_model, *models.baseline.get(baseline_name)
+
+    @zerogpu.gpu(zerogpu.for_generation)
     def generate_both(prompt: str, length: float, temperature: float, top_k: float | None, top_p: float, seed: float | None,
-                count_flops: bool, request: gr.Request, progress=gr.Progress()) -> Iterator[tuple]:
+                      count_flops: bool, blt_name: str, baseline_name: str, request: gr.Request,
+                      progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
         """Both models generate, streaming their texts; when they finish (or are stopped) the costs are drawn."""
         rest = [gr.skip()] * 8
         stop = threading.Event()
         try:
             req = generation.Request(prompt or "", length, temperature, top_k, top_p, seed, count_flops).check()
-            progress(0.0, desc="Loading the models")
-            blt_model, baseline_model, tokenizer = generators.get()
+            blt_model, baseline_model, tokenizer = pair(blt_name, baseline_name, progress)
             duels = generation.run(blt_model, baseline_model, tokenizer, req, stop.is_set)
         except (ValueError, CheckpointError) as e:
             yield (render.message(str(e), "error"), gr.skip(), gr.skip(), *rest)
@@ -260,7 +234,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if duel is None or not duel.blt:
             return
         progress(1.0, desc="Measuring and drawing")
-        r = generation.finish(duel, blt_model, baseline_model, tokenizer, bpe_tokenizers)
+        r = generation.finish(duel, blt_model, baseline_model, tokenizer, bpe_tokenizers, (blt_name, baseline_name))
         yield (render.message(generation.status(duel, req, finished=True)), r.blt_text, r.baseline_text, r.costs,
                r.trace, r.flops, r.time, r.steps, r.latency, r.projection, r.formulas)
 
@@ -268,18 +242,21 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
+    @zerogpu.gpu(zerogpu.for_generation)
     def api_generate(prompt: str, max_new_bytes: int = generation.DEFAULT_NEW_BYTES, temperature: float = 0.0,
-                     top_k: int | None = None, top_p: float | None = None, seed: int | None = 0) -> dict:
-        """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model)."""
+                     top_k: int | None = None, top_p: float | None = None, seed: int | None = 0,
+                     blt_model: str = default("BLT"), baseline_model: str = default("baseline")) -> dict:
+        """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model).
+        `blt_model` and `baseline_model` are names from the page's lists (the defaults: the shipped models)."""
         try:
             req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed)
-            blt_model, baseline_model, tokenizer = generators.get()
+            blt_net, baseline_net, tokenizer = pair(blt_model, baseline_model)
             duel = None
-            for duel in generation.run(blt_model, baseline_model, tokenizer, req):
+            for duel in generation.run(blt_net, baseline_net, tokenizer, req):
                 pass
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
-        bills = generation.costs(duel, blt_model, baseline_model)
+        bills = generation.costs(duel, blt_net, baseline_net)
         return {"blt": duel.blt_bytes.decode("utf-8", errors="replace"),
                 "baseline": duel.baseline_bytes.decode("utf-8", errors="replace"),
                 "costs": generation.cost_table(bills).to_dict(orient="records")}
@@ -289,7 +266,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         gr.Markdown("# BLT Explorer\nHow a Byte Latent Transformer reads your text: the entropy model's surprise at "
                     "every byte, and where BLT cuts the bytes into patches.")
         reading = gr.State(None, time_to_live=STATE_TTL_S)
-        active = gr.State(SHIPPED)
+        active = gr.State(start)
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -298,7 +275,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                 with gr.Column(scale=1, min_width=250):
                     upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
                                      file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
-                    model_choice = gr.Dropdown([SHIPPED, *META_MODELS], value=SHIPPED, label="Entropy model", elem_id="blt-model",
+                    model_choice = gr.Dropdown(choices("entropy model"), value=start, label="Entropy model", elem_id="blt-model",
                                                info="Meta's models need a Hugging Face token with access (HF_TOKEN)")
                     run = gr.Button("Analyse", variant="primary", elem_id="blt-run")
             gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples],
@@ -306,10 +283,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             notice = gr.HTML(js_on_load=None, elem_id="blt-notice")
             summary = gr.HTML(js_on_load=None, elem_id="blt-summary")
             with gr.Row(equal_height=True):
-                threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=models.shipped_threshold_bits, step=0.001, scale=3,
+                threshold = gr.Slider(0, MAX_THRESHOLD_BITS, value=threshold_bits_of(start), step=0.001, scale=3,
                                       label="Entropy threshold θ (bits)", elem_id="blt-threshold",
                                       info=f"a byte whose prediction is more uncertain than θ opens a patch; the shipped "
-                                           f"BLT uses {models.shipped_threshold_bits:.3f} bits, Meta's models "
+                                           f"BLT uses {shipped_threshold_bits:.3f} bits, Meta's models "
                                            f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
                 with gr.Column(scale=1, min_width=220):
                     target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)",
@@ -348,6 +325,11 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                         gen_run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                         gen_stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
                 with gr.Column(scale=2, min_width=280):
+                    with gr.Row():
+                        gen_blt = gr.Dropdown(choices("BLT"), value=default("BLT"), label="BLT", elem_id="gen-blt-model",
+                                              info="Meta's need a Hugging Face token with access")
+                        gen_baseline = gr.Dropdown(choices("baseline"), value=default("baseline"), label="BPE baseline",
+                                                   elem_id="gen-baseline-model", info="loaded on first use")
                     gen_length = gr.Slider(1, generation.MAX_NEW_BYTES, value=generation.DEFAULT_NEW_BYTES, step=1,
                                            label="Bytes to generate", elem_id="gen-length")
                     temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)", elem_id="gen-temperature")
@@ -409,7 +391,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_time, gen_steps,
                        gen_latency, gen_projection, gen_formulas]
-        gen_run.click(generate_both, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops], gen_outputs,
+        gen_run.click(generate_both, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops, gen_blt, gen_baseline],
+                      gen_outputs,
                       concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
                       show_progress_on=[gen_notice])
         gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")

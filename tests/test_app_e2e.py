@@ -18,7 +18,8 @@ from reference import direct_blt, tiny_baseline
 from test_app_render import MIXED, XSS, Counting, tiny_models
 
 from app import build_app, explorer, render
-from app.ui import LAUNCH, SHIPPED, load_examples
+from app.models import SHIPPED
+from app.ui import LAUNCH, load_examples
 from model.analysis.reading import analyze, segment
 from model.patcher import PatchingConfig
 

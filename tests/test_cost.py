@@ -102,3 +102,22 @@ def test_text_projection_measures_patches_and_tokens(baseline):  # noqa: F811 - 
         assert math.isclose(sum(row.components.values()), row.flops_per_byte)
     with pytest.raises(ValueError, match="no BPE tokenizer"):
         text_projection(text, blt, {})
+
+
+def test_projection_uses_the_configurations_of_loaded_models():
+    """A loaded facebook/blt-1b or Llama replaces the paper's shape in its own pair, and only there."""
+    from dataclasses import replace
+
+    from model.blt import blt_1b_config
+
+    paper = paper_projection(4096, 4.5, 4.0, "test")
+    deeper = blt_1b_config()
+    deeper = replace(deeper, global_transformer=replace(deeper.global_transformer, n_layers=50))
+    llama = TransformerConfig(2048, 16, 32, 8, 8192)
+    p = paper_projection(4096, 4.5, 4.0, "test", {"facebook/blt-1b": deeper, "meta-llama/Llama-3.2-1B": (llama, 1000)})
+    (blt, base), (blt7, base7) = p.pairs
+    assert blt.model == "facebook/blt-1b (loaded)" and base.model == "meta-llama/Llama-3.2-1B (loaded)"
+    assert blt.components["global_transformer"] == pytest.approx(2 * paper.pairs[0][0].components["global_transformer"], rel=0.01)
+    assert base.flops_per_byte < paper.pairs[0][1].flops_per_byte  # 1000 words of vocabulary instead of 128256
+    assert (blt7, base7) == paper.pairs[1]
+    assert any("loaded model" in a for a in p.assumptions)

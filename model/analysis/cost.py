@@ -219,7 +219,9 @@ def baseline_generation_cost(cfg: TransformerConfig, vocab: int, events: Sequenc
 LLAMA3_VOCAB = 128256
 LLAMA3_8B = TransformerConfig(4096, 32, 32, 8, 14336, rope_theta=500000.0)
 LLAMA32_1B = TransformerConfig(2048, 16, 32, 8, 8192, rope_theta=500000.0)
-PAPER_PAIRS = (("BLT-1B", blt_1b_config, "Llama 3.2 1B", LLAMA32_1B), ("BLT-7B", blt_7b_config, "Llama 3 8B", LLAMA3_8B))
+# (BLT, its shape, its Hub repo, the Llama it is measured against, that Llama's shape, its Hub repo)
+PAPER_PAIRS = (("BLT-1B", blt_1b_config, "facebook/blt-1b", "Llama 3.2 1B", LLAMA32_1B, "meta-llama/Llama-3.2-1B"),
+               ("BLT-7B", blt_7b_config, "facebook/blt-7b", "Llama 3 8B", LLAMA3_8B, "meta-llama/Llama-3.1-8B"))
 
 FORMULAS = [
     "stack(ctx) = L · [2·d·d_h·(2·h + 2·h_kv) + 6·d·d_ff + 4·h·d_h·ctx]   (q,k,v,o; SwiGLU; scores and values over ctx keys)",
@@ -305,19 +307,29 @@ def _g(x: float) -> str:
     return f"{x:.3g}"
 
 
-def paper_projection(n_bytes: int, patch_size: float, bytes_per_token: float, tokenizer: str) -> Projection:
+def paper_projection(n_bytes: int, patch_size: float, bytes_per_token: float, tokenizer: str,
+                     loaded: dict[str, BLTConfig | tuple[TransformerConfig, int]] | None = None) -> Projection:
     """BLT-1B and BLT-7B (released shapes, with the 100M entropy model) against Llama 3.2 1B and Llama 3 8B,
-    reading n_bytes of text at `patch_size` bytes per patch and `bytes_per_token` bytes per BPE token."""
+    reading n_bytes of text at `patch_size` bytes per patch and `bytes_per_token` bytes per BPE token.
+    `loaded` gives the real configurations of loaded models by Hub id (a BLTConfig for Meta's BLTs, (shape,
+    vocabulary) for Llamas): their pair uses them instead of the paper's shapes."""
     if n_bytes < 1 or patch_size < 1 or bytes_per_token <= 0:
         raise ValueError(f"need n_bytes >= 1, patch_size >= 1 and bytes_per_token > 0; got {n_bytes}, {patch_size}, {bytes_per_token}")
-    pairs = []
-    for blt_name, make_config, llama_name, llama in PAPER_PAIRS:
-        config = make_config()
+    loaded = loaded or {}
+    pairs, used = [], []
+    for blt_name, make_config, blt_repo, llama_name, llama, llama_repo in PAPER_PAIRS:
+        config, vocab = make_config(), LLAMA3_VOCAB
+        if isinstance(loaded.get(blt_repo), BLTConfig):
+            blt_name, config = f"{blt_repo} (loaded)", loaded[blt_repo]
+            used.append(f"{blt_repo}: the loaded model's configuration")
+        if isinstance(loaded.get(llama_repo), tuple):
+            llama_name, (llama, vocab) = f"{llama_repo} (loaded)", loaded[llama_repo]
+            used.append(f"{llama_repo}: the loaded model's configuration")
         parts = blt_flops_per_byte(config, n_bytes, patch_size)
         blt_formula = (f"{blt_name}: {_g(parts[ENTROPY_MODEL])} (entropy model) + {_g(parts[LOCAL_ENCODER])} (local encoder) "
                        f"+ {_g(parts[LOCAL_DECODER])} (local decoder) + {_g(parts[GLOBAL_TRANSFORMER] * patch_size)} "
                        f"(global step) / {patch_size:.2f} = {_g(sum(parts.values()))} FLOPs/byte")
-        llama_total = lm_flops_per_byte(llama, LLAMA3_VOCAB, n_bytes, bytes_per_token)
+        llama_total = lm_flops_per_byte(llama, vocab, n_bytes, bytes_per_token)
         llama_formula = (f"{llama_name}: {_g(llama_total * bytes_per_token)} per token / {bytes_per_token:.2f} bytes per token "
                          f"= {_g(llama_total)} FLOPs/byte")
         pairs.append((ProjectionRow(blt_name, sum(parts.values()), parts, blt_formula),
@@ -329,14 +341,16 @@ def paper_projection(n_bytes: int, patch_size: float, bytes_per_token: float, to
         f"patch size {patch_size:.2f} bytes measured on this text; {bytes_per_token:.2f} bytes per token from {tokenizer}",
         "inference reads the text once with caches: each position attends to the keys before it (512 at most for "
         "byte-level models)",
+        *used,
     ]
     return Projection(n_bytes, patch_size, bytes_per_token, tokenizer, pairs, assumptions=assumptions)
 
 
-def text_projection(text: str, blt: BLT, tokenizers: dict[str, Tokenizer]) -> Projection:
+def text_projection(text: str, blt: BLT, tokenizers: dict[str, Tokenizer],
+                    loaded: dict[str, BLTConfig | tuple[TransformerConfig, int]] | None = None) -> Projection:
     """`paper_projection` for a text: the patch size `blt`'s patching gives it, and its bytes per token
     under Llama 3's tokenizer when it loaded, else the shipped BPE's (labelled so). `tokenizers` is what
-    model.bpe.load_bpe_tokenizers() returns."""
+    model.bpe.load_bpe_tokenizers() returns; `loaded` as in paper_projection."""
     ids = torch.tensor([encode(text)], device=next(blt.parameters()).device)
     if ids.shape[1] < 2:
         raise ValueError("the text is empty: there is nothing to project")
@@ -348,4 +362,4 @@ def text_projection(text: str, blt: BLT, tokenizers: dict[str, Tokenizer]) -> Pr
         raise ValueError(f"no BPE tokenizer to count tokens with: need {LLAMA3!r} or {SHIPPED!r}")
     patch_size = patcher.average_patch_size(blt.internal_patch_lengths(ids))
     n_bytes = ids.shape[1] - 1
-    return paper_projection(n_bytes, patch_size, n_bytes / len(token_byte_lengths(tokenizer, text)), name)
+    return paper_projection(n_bytes, patch_size, n_bytes / len(token_byte_lengths(tokenizer, text)), name, loaded)

@@ -1,0 +1,113 @@
+"""Which models the page offers, and which it holds.
+
+A visitor picks models by name from fixed lists: the shipped ones, Meta's BLTs and Llama 3. A Space owner adds
+or chooses the defaults with environment variables (a Hub id or a folder: folders are the owner's, never a
+visitor's). Models load on first use and are shared by every session. The shipped models are small and always
+stay; of the large ones one BLT and one baseline are resident at a time, and loading another frees the one
+before, after checking from its config alone that it fits.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer
+
+from model import BLT, load_blt, load_entropy_model
+from model.baseline import BPEBaseline, load_baseline
+from model.entropy_model import EntropyModel
+
+SHIPPED = "shipped (assets/blt)"
+SHIPPED_BASELINE = "shipped (assets/baseline)"
+HUB = {"entropy model": ("facebook/blt-entropy", "facebook/blt-1b", "facebook/blt-7b"),
+       "BLT": ("facebook/blt-1b", "facebook/blt-7b"),
+       "baseline": ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.1-8B")}
+SHIPPED_NAMES = {"entropy model": SHIPPED, "BLT": SHIPPED, "baseline": SHIPPED_BASELINE}
+ENV = {"entropy model": "BLT_EXPLORER_ENTROPY_MODEL", "BLT": "BLT_EXPLORER_BLT", "baseline": "BLT_EXPLORER_BASELINE"}
+
+
+def choices(role: str) -> list[str]:
+    """The names a visitor can pick for `role`: the shipped model, the owner's choice, the Hub models."""
+    owner = os.environ.get(ENV[role], "").strip()
+    names = [SHIPPED_NAMES[role], *HUB[role]]
+    return names if not owner or owner in names else [SHIPPED_NAMES[role], owner, *HUB[role]]
+
+
+def default(role: str) -> str:
+    """What the page starts with: the owner's choice (environment variable) or the shipped model."""
+    return os.environ.get(ENV[role], "").strip() or SHIPPED_NAMES[role]
+
+
+def check_name(role: str, name: object) -> str:
+    """`name` if it is one of the choices; a visitor can name nothing else (no paths, no other repos)."""
+    allowed = choices(role)
+    if name not in allowed:
+        raise ValueError(f"unknown {role} {name!r}; choose one of: {', '.join(allowed)}")
+    return name  # type: ignore[return-value]
+
+
+def source(role: str, name: str) -> str | None:
+    """What the loaders take for a checked name: None for the shipped model, else the Hub id or owner's folder."""
+    return None if check_name(role, name) == SHIPPED_NAMES[role] else name
+
+
+@dataclass
+class _Slot:
+    name: str | None = None
+    model: object = None
+
+
+class Resident:
+    """Models of one role by name: the shipped one kept, one large one at a time beside it."""
+
+    def __init__(self, role: str, load: Callable[[str | None], object], shipped: object = None):
+        self.role, self._load = role, load
+        self._shipped = shipped
+        self._large = _Slot()
+        self._lock = threading.Lock()  # one load at a time; sessions keep using what is loaded meanwhile
+
+    def get(self, name: str) -> object:
+        """The model called `name`; raises ValueError or CheckpointError (with what to do), keeping what it had."""
+        src = source(self.role, name)
+        if src is None:
+            with self._lock:
+                if self._shipped is None:
+                    self._shipped = self._load(None)
+            return self._shipped
+        large = self._large
+        if large.name == name:
+            return large.model
+        with self._lock:
+            if self._large.name == name:
+                return self._large.model
+            self._large = _Slot()
+            del large
+            free_memory()
+            model = self._load(src)
+            self._large = _Slot(name, model)
+            return model
+
+    def loaded(self) -> list[str]:
+        return [n for n in (SHIPPED_NAMES[self.role] if self._shipped is not None else None, self._large.name) if n]
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class Models:
+    """Every model the page runs, by role: entropy models for Explore, the BLT and the baseline for Generate."""
+
+    def __init__(self, entropy_model: EntropyModel | None = None, blt: BLT | None = None,
+                 baseline: tuple[BPEBaseline, Tokenizer] | None = None):
+        self.entropy = Resident("entropy model", load_entropy_model, entropy_model)
+        self.blt = Resident("BLT", load_blt, blt)
+        self.baseline = Resident("baseline", load_baseline, baseline)
+
