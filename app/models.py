@@ -111,3 +111,8 @@ class Models:
         self.blt = Resident("BLT", load_blt, blt)
         self.baseline = Resident("baseline", load_baseline, baseline)
 
+    def preload(self) -> None:
+        """Load the defaults now: on ZeroGPU models must be placed on CUDA when the app starts."""
+        for role in (self.entropy, self.blt, self.baseline):
+            role.get(default(role.role))
+

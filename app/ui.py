@@ -76,6 +76,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     """The explorer page and the generation tab. Models default to the shipped ones (tests pass their own,
     with Meta's θ unless `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
     models = Models(entropy_model, blt, baseline)
+    if zerogpu.ON_ZEROGPU:
+        models.preload()
     shipped_threshold_bits = (threshold_bits if threshold_bits is not None else
                               DEFAULT_THRESHOLD_BITS if entropy_model is not None else default_threshold() / LN2)
 
