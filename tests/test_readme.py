@@ -118,3 +118,17 @@ def test_shipped_models_table_is_the_training_records():
         assert float(row[2]) == round(r["bytes_seen"] / 1e6, 1)
         assert [float(x) for x in row.groups()[2:]] == [round(r["held_out_bpb_by_group"][g], 3) for g in groups.values()]
     assert records["BPE baseline"]["train_flops"] == pytest.approx(records["BLT"]["train_flops"], rel=0.02)
+
+
+def test_the_speed_table_is_the_benchmark_result_with_its_machine():
+    """README's Speed figures are benchmarks/results/app.txt's, and the README names the machine it ran on."""
+    result = (ROOT / "benchmarks" / "results" / "app.txt").read_text()
+    machine = re.search(r"^machine: ([^,]+), (\d+) cores", result, re.M)
+    assert machine and f"{machine[1]}, {machine[2]} cores" in README
+    measured = {m[1]: [float(x) for x in m.groups()[1:6]] for m in re.finditer(
+        r"^\s+(\d+)KB\s+[\d,]+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", result, re.M)}
+    quoted = {m[1]: [float(x) for x in m.groups()[1:6]] for m in re.finditer(
+        r"^\| (\d+) KB \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) s \|", README, re.M)}
+    assert set(quoted) == set(measured) == {"1", "10", "100"}
+    for size, row in quoted.items():
+        assert row == pytest.approx(measured[size], rel=0.05, abs=0.005), size
