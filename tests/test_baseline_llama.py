@@ -4,8 +4,11 @@ meta-llama/Llama-3.2-1B loads from a fake offline Hub cache and writes transform
 
 import copy
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,9 +60,9 @@ def small_tokenizer():
     return llama3_tokenizer(N_REGULAR)
 
 
-def save_llama(folder, config: dict, max_shard_size=None, seed=0):
+def save_llama(folder, config: dict, max_shard_size=None, seed=0, dtype=torch.float32):
     """transformers' random Llama as a user's folder: its own safetensors, our config.json spelling, a tokenizer."""
-    net = random_llama(config, seed)
+    net = random_llama(config, seed, dtype)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in {**saved_files(net, max_shard_size), **tokenizer_files(small_tokenizer())}.items():
         (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -145,6 +148,30 @@ def test_parameter_count_of_the_real_llamas(config, expected):
     with torch.device("meta"):
         theirs = LlamaForCausalLM(LlamaConfig(**config)).num_parameters()
     assert baseline_parameter_count(config) == theirs == expected
+
+
+PEAK_MEMORY = """
+import sys
+from model.baseline import load_baseline
+def rss(field):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
+load_baseline()  # the first load's one-off costs (imports, allocator pools) are not the model's
+open("/proc/self/clear_refs", "w").write("5")  # restart the peak (VmHWM) from here
+before = rss("VmRSS")
+net, _ = load_baseline(sys.argv[1])
+print(sum(p.nbytes for p in net.parameters()), rss("VmHWM") - before)
+"""
+
+
+def test_loading_keeps_no_second_copy(tmp_path):
+    """bf16 shards into a float32 model: the peak memory of loading is the model's plus a tensor or two, not
+    the model's plus a copy of the files (reading everything first would need 1.5x, then converting 2.5x)."""
+    config = SMALL | {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8}
+    save_llama(tmp_path, config, "20MB", dtype=torch.bfloat16)
+    out = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, check=True)
+    size, peak = map(int, out.stdout.split())
+    assert size > 100 * 2**20 and peak < 1.25 * size, (size, peak)
 
 
 # --- meta-llama/Llama-3.2-1B from a fake, offline Hub cache -------------------------------------------------------
