@@ -71,13 +71,18 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> "Tokenizer":
 
 
 class ByteLevelTokens:
-    """The bytes a byte-level BPE token stands for: each character of its string is one byte (GPT-2's map)."""
+    """The bytes a byte-level BPE token stands for: each character of its string is one byte (GPT-2's map).
+    Special tokens (Llama 3's <|begin_of_text|>, <|end_of_text|>) stand for none, as decoding skips them;
+    other added tokens for their text."""
 
     def __init__(self, tokenizer: "Tokenizer"):
         printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
         others = [b for b in range(256) if b not in printable]
         self.byte_of = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
+        self.added = {i: b"" if t.special else t.content.encode() for i, t in tokenizer.get_added_tokens_decoder().items()}
         self.tokenizer = tokenizer
 
     def __call__(self, token_id: int) -> bytes:
+        if token_id in self.added:
+            return self.added[token_id]
         return bytes(self.byte_of[c] for c in self.tokenizer.id_to_token(token_id))

@@ -73,7 +73,7 @@ class Cost:
 @dataclass
 class PromptEvent:
     """The prompt, read in one pass. Scores cover every id after the first (a BLT predicts its first byte
-    from BOS; the baseline's first token has nothing before it)."""
+    from BOS, as Llama 3 its first token; the shipped baseline's first token has nothing before it)."""
 
     ids: list[int]  # BLT byte ids (BOS first) or baseline token ids
     bits_per_byte: float  # the model's cross-entropy on the prompt; nan when there is nothing to score
@@ -433,17 +433,17 @@ def generate_baseline(model: BPEBaseline, tokenizer: "Tokenizer", prompt: str, m
                       temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
                       seed: int | None = None, count_flops: bool = False) -> Iterator[PromptEvent | TokenEvent]:
     """Stream the BPE baseline's continuation of `prompt`: a PromptEvent, then TokenEvents until
-    max_new_bytes bytes are out (the last token's bytes are cut to fit)."""
+    max_new_bytes bytes are out (the last token's bytes are cut to fit) or an EOS id of the model's config."""
     if not isinstance(prompt, str):
         raise ValueError(f"the baseline's prompt must be text (str), got {type(prompt).__name__}")
     if len(prompt.encode("utf-8", errors="replace")) > MAX_PROMPT_BYTES:
         raise ValueError(f"the prompt is over the cap of {MAX_PROMPT_BYTES} bytes: shorten it")
-    ids = tokenizer.encode(prompt, add_special_tokens=False).ids
+    ids = tokenizer.encode(prompt).ids  # with the tokenizer's own special tokens, as transformers encodes: Llama 3's BOS
     if not ids:
         raise ValueError("the BPE baseline has no beginning-of-text token: give it a prompt of at least one character")
     n, sampling = check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
     reader = CachedBaseline(model, Meter(next(model.parameters()).device, count_flops))
-    return _generate_tokens(reader, ids, ByteLevelTokens(tokenizer), n, sampling, seed)
+    return _generate_tokens(reader, ids, ByteLevelTokens(tokenizer), n, sampling, seed, model.config.eos_ids)
 
 
 def _generate_bytes(reader: Reader, ids: list[int], max_new: int, sampling: Sampling,
@@ -462,18 +462,18 @@ def _generate_bytes(reader: Reader, ids: list[int], max_new: int, sampling: Samp
 
 
 def _generate_tokens(reader: CachedBaseline, ids: list[int], token_bytes: ByteLevelTokens, max_new: int,
-                     sampling: Sampling, seed: int | None) -> Iterator[PromptEvent | TokenEvent]:
+                     sampling: Sampling, seed: int | None, eos_ids: tuple[int, ...]) -> Iterator[PromptEvent | TokenEvent]:
     generator = _rng(seed, reader.device)
     yield _read_prompt(reader, ids, sum(len(token_bytes(i)) for i in ids[1:]))
     next_id, produced = ids[-1], 0
-    for _ in range(max_new):  # every token holds at least one byte
+    for _ in range(max_new):  # every token but a special one holds at least one byte
         started = time.perf_counter()
         logits, _, _ = reader.feed([next_id])
         next_id, prob = sampling.sample(logits[-1], generator)
         data = token_bytes(next_id)[: max_new - produced]
         produced += len(data)
         yield TokenEvent(next_id, data, prob, reader.meter.take(started, reader.kv_bytes()))
-        if produced >= max_new:
+        if produced >= max_new or next_id in eos_ids:
             return
 
 

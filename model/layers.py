@@ -9,6 +9,7 @@ so the same code serves a full forward pass and a cached, byte-by-byte generator
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,28 @@ class KVCache:
         return (self.end - self.start) * (self.k[:, :, :1].nbytes + self.v[:, :, :1].nbytes)
 
 
+@dataclass(frozen=True)
+class Llama3RopeScaling:
+    """Llama 3.1's long-context RoPE (transformers' rope_type "llama3"): frequencies whose wavelength exceeds
+    the original context / low_freq_factor turn `factor` times slower, those under original / high_freq_factor
+    stay, and the ones between move along a smooth ramp."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
+
+    def __call__(self, freqs: Tensor) -> Tensor:
+        """Scaled inverse frequencies, computed as transformers' `_compute_llama3_parameters` does."""
+        context = self.original_max_position_embeddings
+        wavelen = 2 * math.pi / freqs
+        scaled = torch.where(wavelen > context / self.low_freq_factor, freqs / self.factor, freqs)
+        smooth = (context / wavelen - self.low_freq_factor) / (self.high_freq_factor - self.low_freq_factor)
+        smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+        medium = (wavelen >= context / self.high_freq_factor) & (wavelen <= context / self.low_freq_factor)
+        return torch.where(medium, smoothed, scaled)
+
+
 @dataclass
 class TransformerConfig:
     """Shape of one stack of transformer blocks (entropy model, local encoder/decoder, global, baseline)."""
@@ -67,16 +90,15 @@ class TransformerConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     sliding_window: int | None = None  # keys per query, the query itself included (xformers' convention)
+    head_dim: int | None = None  # dim // n_heads unless set (Llama configs may set another)
+    rope_scaling: Llama3RopeScaling | None = None
 
     def __post_init__(self) -> None:
         self.n_kv_heads = self.n_kv_heads or self.n_heads
         self.ffn_dim = self.ffn_dim or ffn_hidden_dim(self.dim)
-        if self.dim % self.n_heads or self.n_heads % self.n_kv_heads:
+        if (self.head_dim is None and self.dim % self.n_heads) or self.n_heads % self.n_kv_heads:
             raise ValueError(f"dim {self.dim}, n_heads {self.n_heads}, n_kv_heads {self.n_kv_heads} do not divide")
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.n_heads
+        self.head_dim = self.head_dim or self.dim // self.n_heads
 
 
 def ffn_hidden_dim(dim: int, multiplier: float = 1.0, multiple_of: int = 256) -> int:
@@ -95,9 +117,12 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
 
 
-def rope_angles(head_dim: int, theta: float, positions: Tensor) -> tuple[Tensor, Tensor]:
+def rope_angles(head_dim: int, theta: float, positions: Tensor,
+                scaling: Llama3RopeScaling | None = None) -> tuple[Tensor, Tensor]:
     """cos and sin [T, head_dim/2] (float32) for integer positions [T]."""
     freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device)[: head_dim // 2].float() / head_dim))
+    if scaling is not None:
+        freqs = scaling(freqs)
     angles = torch.outer(positions.float(), freqs)
     return angles.cos(), angles.sin()
 
@@ -215,7 +240,7 @@ class TransformerStack(nn.Module):
         self.layers = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
 
     def rope(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        return rope_angles(self.cfg.head_dim, self.cfg.rope_theta, positions)
+        return rope_angles(self.cfg.head_dim, self.cfg.rope_theta, positions, self.cfg.rope_scaling)
 
     def mask(self, doc: Tensor | None) -> CausalMask:
         return CausalMask(self.cfg.sliding_window, doc)

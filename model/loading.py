@@ -163,15 +163,22 @@ def _weights_file(folder: Path, repo_id: str | None, layout: str) -> Path:
     return _fetch(folder, repo_id, "model.safetensors")
 
 
-def _read_weights(folder: Path, repo_id: str | None, layout: str) -> dict[str, Tensor]:
-    path = _weights_file(folder, repo_id, layout)
+def safetensors_files(folder: Path, repo_id: str | None) -> list[Path]:
+    """The checkpoint's safetensors files: the shards that model.safetensors.index.json names, or model.safetensors
+    (fetched from the Hub where they are not in the folder yet)."""
+    path = _weights_file(folder, repo_id, "transformers")
     if path.name.endswith(".index.json"):
-        shards = sorted(set(_read_json(path)["weight_map"].values()))
-        state: dict[str, Tensor] = {}
-        for shard in shards:
-            state.update(read_tensors(_fetch(folder, repo_id, shard)))
-        return state
-    return read_tensors(path)
+        return [_fetch(folder, repo_id, shard) for shard in sorted(set(_read_json(path)["weight_map"].values()))]
+    return [path]
+
+
+def _read_weights(folder: Path, repo_id: str | None, layout: str) -> dict[str, Tensor]:
+    if layout == "meta-consolidated":
+        return read_tensors(_weights_file(folder, repo_id, layout))
+    state: dict[str, Tensor] = {}
+    for path in safetensors_files(folder, repo_id):
+        state.update(read_tensors(path))
+    return state
 
 
 # --- key mapping (Meta ↔ transformers), shared/blt-reference.md §5.2 -----------------------------------
@@ -327,8 +334,9 @@ def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype |
     return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
 
 
-def load_state(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
-    """Strict load whose error names every missing, unexpected and mis-shaped tensor."""
+def load_state(module: nn.Module, state: dict[str, Tensor], what: str, assign: bool = False) -> None:
+    """Strict load whose error names every missing, unexpected and mis-shaped tensor; `assign`: the tensors
+    become the module's (a module built on the meta device), rather than being copied into it."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
@@ -339,7 +347,7 @@ def load_state(module: nn.Module, state: dict[str, Tensor], what: str) -> None:
                 ([f"unexpected tensors: {', '.join(extra[:20])}{' …' if len(extra) > 20 else ''}"] if extra else []) + \
                 ([f"mis-shaped tensors: {'; '.join(shapes[:20])}"] if shapes else [])
         raise CheckpointError(f"{what} does not match its configuration: " + " | ".join(lines))
-    module.load_state_dict({k: v for k, v in state.items()}, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 def _finish(module: nn.Module, device: str | torch.device | None, dtype: torch.dtype | None) -> nn.Module:
