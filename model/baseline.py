@@ -118,7 +118,8 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
     """The BPE baseline and its tokenizer from a folder in transformers' Llama layout; None: the shipped one."""
     from tokenizers import Tokenizer
 
-    from .loading import CheckpointError, default_device_dtype, load_state
+    from .devices import compute_dtype, default_device
+    from .loading import CheckpointError, load_state
 
     folder = Path(source or SHIPPED_BASELINE)
     if not (folder / "config.json").exists():
@@ -146,5 +147,5 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
         state["output.weight"] = state["tok_embeddings.weight"]
     model = BPEBaseline(config)
     load_state(model, state, f"baseline {folder}")
-    device_, dtype_ = default_device_dtype(device, dtype)
-    return model.to(device_, dtype_).eval().requires_grad_(False), Tokenizer.from_file(str(folder / "tokenizer.json"))
+    device_ = default_device(device)
+    return model.to(device_, dtype or compute_dtype(device_)).eval().requires_grad_(False), Tokenizer.from_file(str(folder / "tokenizer.json"))
