@@ -14,7 +14,8 @@ Loading checks first, from the configuration files alone, that the model fits on
 weight is downloaded or read); then it builds the model on the meta device and reads the weights one tensor
 at a time into their final dtype, so memory never holds a second copy of the model. Precision comes from
 model/devices.py: fp32 on CPUs without bf16 units, with BLT's hash tables kept in the checkpoint's bf16;
-bf16 everywhere on CUDA, the entropy model included (as Meta's demo runs it).
+bf16 everywhere on CUDA, the entropy model included (as Meta's demo runs it). safetensors maps the file
+(copy-on-write), so a table kept as stored is paged in from the file as its rows are looked up.
 """
 
 from __future__ import annotations
