@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .defaults import SHIPPED_BASELINE
+from .devices import check_fits, compute_dtype, default_device
 from .layers import (
     KVCache,
     Llama3RopeScaling,
@@ -31,10 +32,9 @@ from .loading import (
     CheckpointError,
     _fetch,
     _read_json,
-    default_device_dtype,
+    _weight_files,
     load_state,
     resolve,
-    safetensors_files,
 )
 
 if TYPE_CHECKING:
@@ -228,8 +228,8 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
     """A Llama-layout model and its tokenizer from a Hub repo id (meta-llama/Llama-3.2-1B) or a folder: config.json,
     model.safetensors or its shards (model.safetensors.index.json), tokenizer.json. None: the shipped baseline.
 
-    The model is built on the meta device and each tensor assigned as it is read, in the compute dtype
-    (default_device_dtype: float32 on CPU, bfloat16 on CUDA)."""
+    Its memory is checked from config.json before the weights are fetched; the model is built on the meta device
+    and each tensor assigned as it is read, in the compute dtype (model/devices.py: bf16 only where it is fast)."""
     folder, repo_id = resolve(SHIPPED_BASELINE if source is None else source)
     what = f"baseline {source or folder}"
     if not (folder / "config.json").exists():
@@ -240,10 +240,12 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
     config = baseline_config(_read_json(folder / "config.json"), _read_json(generation) if generation.exists() else None,
                              f"{folder}/config.json")
     tokenizer = _checked_tokenizer(_fetch(folder, repo_id, "tokenizer.json"), config)
-    device_, dtype_ = default_device_dtype(device, dtype)
+    device_ = default_device(device)
+    dtype_ = dtype or compute_dtype(device_)
     with torch.device("meta"):
         model = BPEBaseline(config)
-    state = dict(_llama_tensors(safetensors_files(folder, repo_id), config, device_, dtype_))
+    check_fits(sum(p.numel() for p in model.parameters()) * dtype_.itemsize, device_, what)
+    state = dict(_llama_tensors(_weight_files(folder, repo_id, "transformers"), config, device_, dtype_))
     if config.tie_embeddings and "tok_embeddings.weight" in state:
         state["output.weight"] = state["tok_embeddings.weight"]
     load_state(model, state, what, assign=True)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from . import patcher
 from .checks import check_tokens
+from .devices import compute_dtype, storage_dtype
 from .entropy_model import EntropyModel, EntropyModelConfig, document_ids
 from .layers import (
     KV,
@@ -100,6 +101,12 @@ def blt_7b_config() -> BLTConfig:
 
 
 # --- hash n-gram embeddings -------------------------------------------------------------------------
+
+
+def is_lookup_table(name: str) -> bool:
+    """Is parameter `name` a hash n-gram table? They are only indexed, never multiplied, so they may be kept
+    narrower than the compute dtype (model/devices.py)."""
+    return name.startswith("encoder_hash_tok_embedding.")
 
 
 def hash_ngram_ids(tokens: Tensor, n: int, prime: int, vocab: int) -> Tensor:
@@ -269,12 +276,14 @@ class BLT(nn.Module):
         self.entropy_model = EntropyModel(config.entropy_model) if config.entropy_model else None
 
     def embed(self, tokens: Tensor) -> Tensor:
-        """Byte embedding plus one hashed n-gram embedding per (hash function, n), summed in Meta's order."""
+        """Byte embedding plus one hashed n-gram embedding per (hash function, n), summed in Meta's order in the
+        compute dtype (tables kept in bf16 are cast right after the lookup)."""
         e = self.local_encoder.tok_embeddings(tokens)
         tables = iter(self.encoder_hash_tok_embedding)
         for f in range(self.config.hash_functions):
             for n in self.config.hash_ngram_sizes:
-                e = e + next(tables)(hash_ngram_ids(tokens, n, HASH_PRIMES[f % len(HASH_PRIMES)], self.config.hash_vocab))
+                ids = hash_ngram_ids(tokens, n, HASH_PRIMES[f % len(HASH_PRIMES)], self.config.hash_vocab)
+                e = e + next(tables)(ids).to(e.dtype)
         return e
 
     @torch.no_grad()
@@ -318,3 +327,14 @@ class BLT(nn.Module):
         pids = patcher.patch_ids(lengths, tokens.shape[1])
         has = torch.zeros(lengths.shape, dtype=torch.long, device=tokens.device)
         return has.scatter_reduce(1, pids, (tokens == EOS_ID).long(), "amax").bool()
+
+
+def blt_memory_bytes(config: BLTConfig, device: str | torch.device, dtype: torch.dtype | None = None) -> int:
+    """Bytes the weights of a BLT (its entropy model included) take on `device` as `load_blt` stores them:
+    the compute dtype, and the hash tables in the checkpoint's bf16 (as Meta ships them) where compute is
+    wider. Counts parameters on the meta device: reads no weights, allocates nothing."""
+    compute = dtype or compute_dtype(device)
+    with torch.device("meta"):
+        blt = BLT(config)
+    return sum(p.numel() * storage_dtype(torch.bfloat16, compute, is_lookup_table(name)).itemsize
+               for name, p in blt.named_parameters())

@@ -13,6 +13,10 @@ MAX_PROMPT_BYTES = 8192  # the entropy model's context; longer prompts are refus
 MAX_NEW_BYTES = 4096
 
 
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded; the message says why and what to do."""
+
+
 def whole(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 

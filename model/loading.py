@@ -7,8 +7,15 @@ Layouts (shared/blt-reference.md §5):
 - Meta consolidated (facebook/blt: blt_1b/, blt_7b/, entropy_model/): params.json + consolidated.pth.
 
 Modules in this package use Meta's key names, so Meta checkpoints load as they are and transformers
-checkpoints go through the documented key mapping. Weights are read with safetensors or
+checkpoints go through the documented key mapping, key by key. Weights are read with safetensors or
 `torch.load(weights_only=True)` only.
+
+Loading checks first, from the configuration files alone, that the model fits on the device (before any
+weight is downloaded or read); then it builds the model on the meta device and reads the weights one tensor
+at a time into their final dtype, so memory never holds a second copy of the model. Precision comes from
+model/devices.py: fp32 on CPUs without bf16 units, with BLT's hash tables kept in the checkpoint's bf16;
+bf16 everywhere on CUDA, the entropy model included (as Meta's demo runs it). safetensors maps the file
+(copy-on-write), so a table kept as stored is paged in from the file as its rows are looked up.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,16 +32,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .blt import BLT, BLTConfig
+from .blt import BLT, BLTConfig, blt_memory_bytes, is_lookup_table
+from .checks import CheckpointError
 from .defaults import META_ENTROPY_REPO, SHIPPED_BLT
+from .devices import check_fits, compute_dtype, default_device, storage_dtype
 from .entropy_model import EntropyModel, EntropyModelConfig
 from .layers import TransformerConfig, ffn_hidden_dim
 from .patcher import DEFAULT_THRESHOLD, PatchingConfig
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be loaded; the message says why and what to do."""
-
 
 # --- finding the files ------------------------------------------------------------------------------
 
@@ -144,41 +149,59 @@ def detect_layout(folder: Path) -> str:
                           f"layout) or params.json + consolidated.pth (Meta's consolidated layout); found {present}")
 
 
-def read_tensors(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return state.get("model", state) if isinstance(state, dict) else state
+class Checkpoint:
+    """The tensors of a checkpoint's weight files (a safetensors file, its shards, or a .pth) by name. Shapes
+    come from the headers; `read` loads one tensor (or a block of its rows)."""
+
+    def __init__(self, files: list[Path]):
+        self.files: dict[str, Path] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.pth: dict[str, Tensor] = {}
+        for path in files:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as f:
+                    for k in f.keys():
+                        self.files[k], self.shapes[k] = path, tuple(f.get_slice(k).get_shape())
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                self.pth.update(state.get("model", state) if isinstance(state, dict) else state)
+                self.shapes.update({k: tuple(v.shape) for k, v in self.pth.items()})
+
+    def read(self, key: str, rows: slice | None = None) -> Tensor:
+        if key in self.pth:
+            return self.pth[key][rows or slice(None)].clone()  # a copy: the model must not keep the file mapped
+        with safe_open(str(self.files[key]), framework="pt") as f:
+            return f.get_tensor(key) if rows is None else f.get_slice(key)[rows]
 
 
-def _weights_file(folder: Path, repo_id: str | None, layout: str) -> Path:
+Source = tuple[Checkpoint, str, "slice | None"]  # where a parameter lives: file, key, rows (a fused table's block)
+
+
+def _shape(source: Source) -> tuple[int, ...]:
+    ckpt, key, rows = source
+    shape = ckpt.shapes[key]
+    return shape if rows is None else (rows.stop - rows.start, *shape[1:])
+
+
+def shapes(sources: dict[str, Source]) -> dict[str, tuple[int, ...]]:
+    return {k: _shape(s) for k, s in sources.items()}
+
+
+def _weight_files(folder: Path, repo_id: str | None, layout: str) -> list[Path]:
+    """The weight files, fetched from the Hub if need be."""
     if layout == "meta-consolidated":
         for name in ("consolidated/consolidated.pth", "consolidated.pth"):
             if (folder / name).exists():
-                return folder / name
-        return _fetch(folder, repo_id, "consolidated.pth")
+                return [folder / name]
+        return [_fetch(folder, repo_id, "consolidated.pth")]
     if (folder / "model.safetensors.index.json").exists():
-        return folder / "model.safetensors.index.json"
-    return _fetch(folder, repo_id, "model.safetensors")
+        shards = sorted(set(_read_json(folder / "model.safetensors.index.json")["weight_map"].values()))
+        return [_fetch(folder, repo_id, shard) for shard in shards]
+    return [_fetch(folder, repo_id, "model.safetensors")]
 
 
-def safetensors_files(folder: Path, repo_id: str | None) -> list[Path]:
-    """The checkpoint's safetensors files: the shards that model.safetensors.index.json names, or model.safetensors
-    (fetched from the Hub where they are not in the folder yet)."""
-    path = _weights_file(folder, repo_id, "transformers")
-    if path.name.endswith(".index.json"):
-        return [_fetch(folder, repo_id, shard) for shard in sorted(set(_read_json(path)["weight_map"].values()))]
-    return [path]
-
-
-def _read_weights(folder: Path, repo_id: str | None, layout: str) -> dict[str, Tensor]:
-    if layout == "meta-consolidated":
-        return read_tensors(_weights_file(folder, repo_id, layout))
-    state: dict[str, Tensor] = {}
-    for path in safetensors_files(folder, repo_id):
-        state.update(read_tensors(path))
-    return state
+def _same_names(ckpt: Checkpoint) -> dict[str, Source]:
+    return {k: (ckpt, k, None) for k in ckpt.shapes}
 
 
 # --- key mapping (Meta ↔ transformers), shared/blt-reference.md §5.2 -----------------------------------
@@ -213,32 +236,35 @@ def meta_to_hf(blt_state: dict[str, Tensor], entropy_state: dict[str, Tensor] | 
     return out
 
 
-def hf_to_meta(state: dict[str, Tensor], hash_tables: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """transformers BltForCausalLM state dict → (BLT, entropy model) state dicts with Meta key names."""
+def hf_sources(ckpt: Checkpoint, hash_tables: int) -> tuple[dict[str, Source], dict[str, Source]]:
+    """A transformers BltForCausalLM checkpoint under Meta's key names: (BLT, entropy model) sources. The fused
+    hash table is read as one block of rows per table."""
     back = [(b, a) for a, b in reversed(_META_TO_HF)]
     blt, entropy = {}, {}
-    for k, v in state.items():
+    for k, shape in ckpt.shapes.items():
         if k == "lm_head.weight":
-            blt["local_decoder.output.weight"] = v
-        elif k == "model.encoder_hash_tok_embedding.weight":
-            for t, table in enumerate(v.chunk(hash_tables)):
-                blt[f"encoder_hash_tok_embedding.{t}.weight"] = table
+            blt["local_decoder.output.weight"] = (ckpt, k, None)
+        elif k == "model.encoder_hash_tok_embedding.weight" and hash_tables:
+            rows = shape[0] // hash_tables
+            for t in range(hash_tables):
+                blt[f"encoder_hash_tok_embedding.{t}.weight"] = (ckpt, k, slice(t * rows, (t + 1) * rows))
         elif k.startswith("model.patcher."):
-            entropy[_rename(k[len("model.patcher."):], back)] = v
+            entropy[_rename(k[len("model.patcher."):], back)] = (ckpt, k, None)
         elif k.startswith("model."):
-            blt[_rename(k[len("model."):], back)] = v
+            blt[_rename(k[len("model."):], back)] = (ckpt, k, None)
         else:
-            blt[k] = v  # unknown: reported as unexpected by the strict load
+            blt[k] = (ckpt, k, None)  # unknown: reported as unexpected by the name check
     return blt, entropy
 
 
 # --- configurations ----------------------------------------------------------------------------------
 
 
-def _ffn(state: dict[str, Tensor], prefix: str, fallback: int) -> int:
-    """FFN width read from the weights themselves: configs disagree on rounding (reference §5.2)."""
-    w = state.get(f"{prefix}layers.0.feed_forward.w1.weight")
-    return int(w.shape[0]) if w is not None else fallback
+def _ffn(shapes: dict[str, tuple[int, ...]], prefix: str, fallback: int) -> int:
+    """FFN width from the weights' shapes when known (configs disagree on rounding, reference §5.2), else
+    from the configuration (the memory estimate, made before the weights are fetched)."""
+    w = shapes.get(f"{prefix}layers.0.feed_forward.w1.weight")
+    return int(w[0]) if w is not None else fallback
 
 
 def _theta(sub: dict, default: float) -> float:
@@ -246,20 +272,21 @@ def _theta(sub: dict, default: float) -> float:
     return float(rope.get("rope_theta", sub.get("rope_theta", default)))
 
 
-def _hf_stack(sub: dict, window: int | None, state: dict, prefix: str) -> TransformerConfig:
+def _hf_stack(sub: dict, window: int | None, shapes: dict, prefix: str) -> TransformerConfig:
     return TransformerConfig(sub["hidden_size"], sub["num_hidden_layers"], sub["num_attention_heads"],
-                             sub.get("num_key_value_heads"), _ffn(state, prefix, sub.get("intermediate_size") or 0) or None,
+                             sub.get("num_key_value_heads"), _ffn(shapes, prefix, sub.get("intermediate_size") or 0) or None,
                              sub.get("rms_norm_eps", 1e-5), _theta(sub, 10000.0), window)
 
 
-def entropy_config_from_hf(p: dict, state: dict) -> EntropyModelConfig:
+def entropy_config_from_hf(p: dict, shapes: dict) -> EntropyModelConfig:
     return EntropyModelConfig(p["hidden_size"], p["num_hidden_layers"], p["num_attention_heads"], p.get("num_key_value_heads"),
-                              _ffn(state, "", p.get("intermediate_size") or 0) or None, p.get("vocab_size", 260),
+                              _ffn(shapes, "", p.get("intermediate_size") or 0) or None, p.get("vocab_size", 260),
                               p.get("rms_norm_eps", 1e-5), _theta(p, 10000.0), p.get("sliding_window", 512),
                               p.get("max_position_embeddings", 8192))
 
 
-def blt_config_from_hf(c: dict, state: dict, entropy_state: dict) -> BLTConfig:
+def blt_config_from_hf(c: dict, shapes: dict, entropy_shapes: dict | None) -> BLTConfig:
+    """`entropy_shapes`: None when the checkpoint has no entropy model."""
     window = c.get("local_attention_window_len")
     enc, dec, glob = c["encoder_config"], c["decoder_config"], c["global_config"]
     entropy_mode = c.get("patching_mode") == "entropy" and c.get("patch_in_forward", True) and c.get("patch_size") is not None
@@ -267,8 +294,8 @@ def blt_config_from_hf(c: dict, state: dict, entropy_state: dict) -> BLTConfig:
                               c.get("patching_threshold_add"), bool(c.get("monotonicity", False)),
                               max_patch_length=c.get("max_patch_length"))
     return BLTConfig(
-        _hf_stack(enc, window, state, "local_encoder."), _hf_stack(glob, None, state, "global_transformer."),
-        _hf_stack(dec, window, state, "local_decoder."), cross_attn_k=c.get("cross_attn_k", 2),
+        _hf_stack(enc, window, shapes, "local_encoder."), _hf_stack(glob, None, shapes, "global_transformer."),
+        _hf_stack(dec, window, shapes, "local_decoder."), cross_attn_k=c.get("cross_attn_k", 2),
         cross_attn_kv_heads_encoder=enc.get("num_key_value_heads"), cross_attn_kv_heads_decoder=dec.get("num_key_value_heads"),
         cross_attn_all_layers_encoder=bool(enc.get("cross_attn_all_layers", False)),
         cross_attn_all_layers_decoder=bool(dec.get("cross_attn_all_layers", True)),
@@ -276,13 +303,13 @@ def blt_config_from_hf(c: dict, state: dict, entropy_state: dict) -> BLTConfig:
         hash_vocab=c.get("encoder_hash_byte_group_vocab", 500002),
         hash_functions=c.get("encoder_hash_byte_group_nb_functions", 1), vocab_size=c.get("vocab_size", 260),
         patching=patching,
-        entropy_model=entropy_config_from_hf(c["patcher_config"], entropy_state) if entropy_state else None)
+        entropy_model=None if entropy_shapes is None else entropy_config_from_hf(c["patcher_config"], entropy_shapes))
 
 
-def entropy_config_from_meta(a: dict, state: dict) -> EntropyModelConfig:
+def entropy_config_from_meta(a: dict, shapes: dict) -> EntropyModelConfig:
     """As Meta's `load_entropy_model`: only these fields are read; window 512 and theta 10000 are fixed."""
     ffn = ffn_hidden_dim(a["dim"], a.get("ffn_dim_multiplier") or 1.0, a.get("multiple_of", 256))
-    return EntropyModelConfig(a["dim"], a["n_layers"], a["n_heads"], a.get("n_kv_heads"), _ffn(state, "", ffn),
+    return EntropyModelConfig(a["dim"], a["n_layers"], a["n_heads"], a.get("n_kv_heads"), _ffn(shapes, "", ffn),
                               a.get("vocab_size", 260), a.get("norm_eps", 1e-5), 10000.0, 512, a.get("max_seqlen", 8192))
 
 
@@ -294,14 +321,14 @@ def patching_from_meta(p: dict) -> PatchingConfig:
                           p.get("patch_size", 4.5), p.get("max_patch_length"))
 
 
-def blt_config_from_meta(a: dict, patcher_args: dict, state: dict, entropy: EntropyModelConfig | None) -> BLTConfig:
+def blt_config_from_meta(a: dict, patcher_args: dict, shapes: dict, entropy: EntropyModelConfig | None) -> BLTConfig:
     window, theta, eps = a.get("local_attention_window_len"), a.get("rope_theta", 10000.0), a.get("norm_eps", 1e-5)
 
     def stack(part: str, dim_key: str, n_kv: int | None, win: int | None) -> TransformerConfig:
         dim = a[f"dim_{dim_key}"]
         fallback = ffn_hidden_dim(dim, a.get("ffn_dim_multiplier") or 1.0, a.get("multiple_of", 256))
         return TransformerConfig(dim, a[f"n_layers_{dim_key}"], a[f"n_heads_{dim_key}"], n_kv,
-                                 _ffn(state, f"{part}.", fallback), eps, theta, win)
+                                 _ffn(shapes, f"{part}.", fallback), eps, theta, win)
 
     heads = a.get("cross_attn_nheads")
     return BLTConfig(
@@ -328,139 +355,157 @@ def _int_list(v: object) -> list[int]:
 # --- building and loading ------------------------------------------------------------------------------
 
 
-def default_device_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
-    """CPU in float32, CUDA in bfloat16 unless told otherwise."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return device, dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+def check_names(own: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], what: str) -> None:
+    """Raise, naming every missing, unexpected and mis-shaped tensor, unless a checkpoint holds exactly the
+    model's tensors (`own` and `found`: name → shape)."""
+    missing = sorted(set(own) - set(found))
+    extra = sorted(set(found) - set(own))
+    mis = [f"{k}: checkpoint {tuple(found[k])} vs model {tuple(own[k])}" for k in own if k in found and found[k] != own[k]]
+    if missing or extra or mis:
+        lines = ([f"missing tensors: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}"] if missing else []) + \
+                ([f"unexpected tensors: {', '.join(extra[:20])}{' …' if len(extra) > 20 else ''}"] if extra else []) + \
+                ([f"mis-shaped tensors: {'; '.join(mis[:20])}"] if mis else [])
+        raise CheckpointError(f"{what} does not match its configuration: " + " | ".join(lines))
 
 
 def load_state(module: nn.Module, state: dict[str, Tensor], what: str, assign: bool = False) -> None:
-    """Strict load whose error names every missing, unexpected and mis-shaped tensor; `assign`: the tensors
-    become the module's (a module built on the meta device), rather than being copied into it."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or extra or shapes:
-        lines = ([f"missing tensors: {', '.join(missing[:20])}{' …' if len(missing) > 20 else ''}"] if missing else []) + \
-                ([f"unexpected tensors: {', '.join(extra[:20])}{' …' if len(extra) > 20 else ''}"] if extra else []) + \
-                ([f"mis-shaped tensors: {'; '.join(shapes[:20])}"] if shapes else [])
-        raise CheckpointError(f"{what} does not match its configuration: " + " | ".join(lines))
+    """Strict load with check_names' message; `assign`: the tensors become the module's (a module built on the
+    meta device), rather than being copied into it."""
+    check_names({k: tuple(v.shape) for k, v in module.state_dict().items()}, {k: tuple(v.shape) for k, v in state.items()}, what)
     module.load_state_dict(state, strict=True, assign=assign)
 
 
-def _finish(module: nn.Module, device: str | torch.device | None, dtype: torch.dtype | None) -> nn.Module:
-    device, dtype = default_device_dtype(device, dtype)
-    return module.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-def _build(cls: type, config: object, state: dict[str, Tensor], what: str) -> nn.Module:
+def _fill(cls: Callable[..., nn.Module], config: object, sources: dict[str, Source], device: torch.device,
+          compute: torch.dtype, what: str) -> nn.Module:
+    """`cls(config)` built on the meta device, its names and shapes checked against the checkpoint, then filled
+    one tensor at a time: each is read, converted to its storage dtype (model/devices.py) and moved to
+    `device`, so memory never holds a second copy of the model."""
     with torch.device("meta"):
         module = cls(config)
-    module.to_empty(device="cpu")
-    load_state(module, {k: v.float() for k, v in state.items()}, what)
-    return module
+    check_names({k: tuple(v.shape) for k, v in module.state_dict().items()}, shapes(sources), what)
+    for name, (ckpt, key, rows) in sources.items():
+        t = ckpt.read(key, rows)
+        t = t.to(device=device, dtype=storage_dtype(t.dtype, compute, is_lookup_table(name)))
+        owner, _, leaf = name.rpartition(".")
+        module.get_submodule(owner).register_parameter(leaf, nn.Parameter(t, requires_grad=False))
+    return module.eval()
 
 
-def _meta_entropy_state(folder: Path, repo_id: str | None) -> tuple[EntropyModelConfig, dict[str, Tensor]]:
+def _entropy_config(folder: Path, shapes: dict[str, tuple[int, ...]]) -> EntropyModelConfig:
+    """The configuration of the entropy model in `folder` (a transformers BLT holds one as its patcher)."""
     layout = detect_layout(folder)
+    if layout == "transformers":
+        return entropy_config_from_hf(_read_json(folder / "config.json")["patcher_config"], shapes)
     if layout == "meta-hub":
-        args = _read_json(folder / "config.json")["args"]
-        state = _read_weights(folder, repo_id, layout)
-    elif layout == "meta-consolidated":
-        params = _read_json(folder / "params.json")
-        args = params.get("entropy_model") or params.get("model") or params
-        state = _read_weights(folder, repo_id, layout)
-    else:
-        cfg, state = _hf_entropy(folder, repo_id)
-        return cfg, state
-    return entropy_config_from_meta(args, state), state
+        return entropy_config_from_meta(_read_json(folder / "config.json")["args"], shapes)
+    params = _read_json(folder / "params.json")
+    return entropy_config_from_meta(params.get("entropy_model") or params.get("model") or params, shapes)
 
 
-def _hf_entropy(folder: Path, repo_id: str | None) -> tuple[EntropyModelConfig, dict[str, Tensor]]:
-    c = _read_json(folder / "config.json")
-    _, entropy = hf_to_meta(_read_weights(folder, repo_id, "transformers"), _n_hash_tables_hf(c))
+def _entropy_sources(folder: Path, repo_id: str | None) -> dict[str, Source]:
+    layout = detect_layout(folder)
+    ckpt = Checkpoint(_weight_files(folder, repo_id, layout))
+    if layout != "transformers":
+        return _same_names(ckpt)
+    _, entropy = hf_sources(ckpt, _n_hash_tables_hf(_read_json(folder / "config.json")))
     if not entropy:
         raise CheckpointError(f"{folder} holds a BLT without its entropy model (no model.patcher.* tensors)")
-    return entropy_config_from_hf(c["patcher_config"], entropy), entropy
+    return entropy
 
 
 def _n_hash_tables_hf(c: dict) -> int:
     return c.get("encoder_hash_byte_group_nb_functions", 1) * len(c.get("encoder_hash_byte_group_size") or range(6))
 
 
-def _find_meta_entropy(folder: Path, repo_id: str | None) -> tuple[EntropyModelConfig, dict[str, Tensor]] | None:
-    """Meta keeps the entropy model beside the BLT: entropy_model/ inside the folder or next to it, or the
+def _find_meta_entropy(folder: Path, repo_id: str | None) -> tuple[Path, str | None] | None:
+    """Where a Meta BLT's entropy model is: entropy_model/ inside the folder or next to it, or the
     facebook/blt-entropy repo for Meta's hub checkpoints."""
     inside = None if repo_id is None else f"{repo_id}/entropy_model"
     beside = None if repo_id is None or repo_id.count("/") < 2 else f"{repo_id.rsplit('/', 1)[0]}/entropy_model"
     for candidate, hub_path in ((folder / "entropy_model", inside), (folder.parent / "entropy_model", beside)):
         if (candidate / "params.json").exists() or (candidate / "config.json").exists():
-            return _meta_entropy_state(candidate, hub_path)
-    if repo_id is not None:
-        if repo_id.startswith("facebook/"):
-            sub, rid = resolve(META_ENTROPY_REPO)
-            return _meta_entropy_state(sub, rid)
+            return candidate, hub_path
+    if repo_id is not None and repo_id.startswith("facebook/"):
+        return resolve(META_ENTROPY_REPO)
     return None
+
+
+def _meta_blt_args(folder: Path, layout: str) -> tuple[dict, dict]:
+    """(model args, patcher args) of a Meta BLT checkpoint."""
+    if layout == "meta-hub":
+        args = _read_json(folder / "config.json")["args"]
+        train = _read_json(folder / "train_args.json") if (folder / "train_args.json").exists() else {}
+    else:
+        train = _read_json(folder / "params.json")
+        args = train.get("model", {})
+    if "dim_local_encoder" not in args:
+        raise CheckpointError(f"{folder} holds an entropy model, not a BLT: use load_entropy_model")
+    return args, (train.get("data") or {}).get("patcher_args") or {}
 
 
 def load_blt(source: str | os.PathLike | None = None, device: str | torch.device | None = None,
              dtype: torch.dtype | None = None) -> BLT:
-    """A BLT (with its entropy model) from a Hub repo id or local folder in any layout; None: the shipped model."""
-    folder, repo_id = resolve(SHIPPED_BLT if source is None else source)
+    """A BLT (with its entropy model) from a Hub repo id or local folder in any layout; None: the shipped model.
+    `device`: CUDA when there is one; `dtype`: the compute dtype, by default model.devices.compute_dtype's.
+    Raises CheckpointError (NotEnoughMemoryError when it would not fit, before any weight is fetched)."""
+    name = SHIPPED_BLT if source is None else source
+    folder, repo_id = resolve(name)
     layout = detect_layout(folder)
+    device = default_device(device)
+    compute = dtype or compute_dtype(device)
+    what = f"BLT {name}"
     if layout == "transformers":
         c = _read_json(folder / "config.json")
-        state, entropy = hf_to_meta(_read_weights(folder, repo_id, layout), _n_hash_tables_hf(c))
-        config = blt_config_from_hf(c, state, entropy)
-        if config.entropy_model is None and config.patching.mode == "entropy":
-            raise CheckpointError(f"{source}: entropy patching is configured but no model.patcher.* tensors are present")
+        entropy_at, has_entropy = None, "patcher_config" in c
+
+        def configure(blt: dict, entropy: dict | None) -> BLTConfig:
+            return blt_config_from_hf(c, blt, entropy)
     else:
-        if layout == "meta-hub":
-            args = _read_json(folder / "config.json")["args"]
-            train = _read_json(folder / "train_args.json") if (folder / "train_args.json").exists() else {}
-        else:
-            train = _read_json(folder / "params.json")
-            args = train.get("model", {})
-        if "dim_local_encoder" not in args:
-            raise CheckpointError(f"{folder} holds an entropy model, not a BLT: use load_entropy_model")
-        state = _read_weights(folder, repo_id, layout)
-        patcher_args = (train.get("data") or {}).get("patcher_args") or {}
-        found = _find_meta_entropy(folder, repo_id)
-        mode = patcher_args.get("patching_mode", args.get("patching_mode"))
-        if found is None and mode == "entropy":
-            raise CheckpointError(f"{source}: no entropy model found (looked for entropy_model/ beside the weights"
+        args, patcher_args = _meta_blt_args(folder, layout)
+        entropy_at = _find_meta_entropy(folder, repo_id)
+        has_entropy = entropy_at is not None
+        if not has_entropy and patcher_args.get("patching_mode", args.get("patching_mode")) == "entropy":
+            raise CheckpointError(f"{name}: no entropy model found (looked for entropy_model/ beside the weights"
                                   f"{' and ' + META_ENTROPY_REPO if repo_id else ''})")
-        config = blt_config_from_meta(args, patcher_args, state, found[0] if found else None)
-        entropy = found[1] if found else {}
-    blt = _build(BLT, config, {**state, **{f"entropy_model.{k}": v for k, v in entropy.items()}}, f"BLT checkpoint {source}")
-    device_, dtype_ = default_device_dtype(device, dtype)
-    blt = _finish(blt, device_, dtype_)
-    if blt.entropy_model is not None and device_.type == "cuda":
-        blt.entropy_model.float()  # as Meta's hub path: entropies and threshold comparisons in float32
-    return blt  # type: ignore[return-value]
+
+        def configure(blt: dict, entropy: dict | None) -> BLTConfig:
+            return blt_config_from_meta(args, patcher_args, blt, None if entropy is None else _entropy_config(entropy_at[0], entropy))
+
+    check_fits(blt_memory_bytes(configure({}, {} if has_entropy else None), device, compute), device, what)
+    ckpt = Checkpoint(_weight_files(folder, repo_id, layout))
+    if layout == "transformers":
+        blt, entropy = hf_sources(ckpt, _n_hash_tables_hf(c))
+    else:
+        blt, entropy = _same_names(ckpt), _entropy_sources(*entropy_at) if entropy_at else {}
+    config = configure(shapes(blt), shapes(entropy) if entropy else None)
+    if config.entropy_model is None and config.patching.mode == "entropy":
+        raise CheckpointError(f"{name}: entropy patching is configured but no entropy model (model.patcher.* tensors) is present")
+    blt.update({f"entropy_model.{k}": v for k, v in entropy.items()})
+    return _fill(BLT, config, blt, device, compute, what)  # type: ignore[return-value]
 
 
 def load_entropy_model(source: str | os.PathLike | None = None, device: str | torch.device | None = None,
                        dtype: torch.dtype | None = None) -> EntropyModel:
-    """The entropy model alone: a Meta entropy checkpoint, or the one inside a BLT checkpoint of any layout."""
-    folder, repo_id = resolve(SHIPPED_BLT if source is None else source)
-    layout = detect_layout(folder)
-    if layout == "transformers":
-        config, state = _hf_entropy(folder, repo_id)
-    else:
-        meta_cfg = _read_json(folder / ("config.json" if layout == "meta-hub" else "params.json"))
-        args = meta_cfg.get("args", meta_cfg.get("model", {}))
-        if "dim_local_encoder" in args:
-            found = _find_meta_entropy(folder, repo_id)
-            if found is None:
-                raise CheckpointError(f"{source} is a BLT whose entropy model was not found beside it")
-            config, state = found
-        else:
-            config, state = _meta_entropy_state(folder, repo_id)
-    model = _build(EntropyModel, config, state, f"entropy model {source}")
-    return _finish(model, device, dtype if dtype is not None else torch.float32)  # type: ignore[return-value]
+    """The entropy model alone: a Meta entropy checkpoint, or the one inside a BLT checkpoint of any layout.
+    `device` and `dtype` as in load_blt."""
+    name = SHIPPED_BLT if source is None else source
+    folder, repo_id = resolve(name)
+    at: tuple[Path, str | None] | None = (folder, repo_id)
+    if detect_layout(folder) != "transformers" and "dim_local_encoder" in _meta_args(folder):
+        at = _find_meta_entropy(folder, repo_id)
+        if at is None:
+            raise CheckpointError(f"{name} is a BLT whose entropy model was not found beside it")
+    device = default_device(device)
+    sources = _entropy_sources(*at)
+    return _fill(EntropyModel, _entropy_config(at[0], shapes(sources)), sources, device,  # type: ignore[return-value]
+                 dtype or compute_dtype(device), f"entropy model {name}")
+
+
+def _meta_args(folder: Path) -> dict:
+    if (folder / "config.json").exists():
+        return _read_json(folder / "config.json").get("args", {})
+    params = _read_json(folder / "params.json")
+    return params.get("model") or params.get("entropy_model") or params
 
 
 # --- writing ----------------------------------------------------------------------------------------

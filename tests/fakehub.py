@@ -6,7 +6,8 @@
     <cache>/models--<org>--<name>/refs/main                    the commit
 
 `write_snapshot` writes any repo; `write_llama_3_2_1b` writes meta-llama/Llama-3.2-1B with its real
-config.json fields and Llama 3's tokenizer layout, but small random weights.
+config.json fields and Llama 3's tokenizer layout, but small random weights; `fake_blt_1b` writes facebook/blt-1b
+and facebook/blt-entropy in Meta's hub layout, small and random.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+from reference import meta_args, meta_state_dicts, save_hf_blt
+from safetensors.torch import save_file
 
 LLAMA_3_2_1B = "meta-llama/Llama-3.2-1B"
 BEGIN_OF_TEXT, END_OF_TEXT = 128000, 128001  # Llama 3's ids: 128000 BPE tokens, then 256 special ones
@@ -149,3 +152,32 @@ def write_llama_3_2_1b(cache_dir: str | os.PathLike, seed: int = 0) -> Path:
              "config.json": json.dumps(LLAMA_3_2_1B_CONFIG, indent=2),
              "generation_config.json": json.dumps(LLAMA_3_2_1B_GENERATION, indent=2)}
     return write_snapshot(cache_dir, LLAMA_3_2_1B, files)
+
+
+def _safetensors(state: dict[str, torch.Tensor], tmp: Path) -> Path:
+    """Weights stored in bf16, as Meta's released files are."""
+    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+    return tmp
+
+
+def fake_blt_1b(cache_dir: Path, seed: int = 0) -> torch.nn.Module:
+    """facebook/blt-1b and facebook/blt-entropy in Meta's hub layout (config.json {"args": …}, model.safetensors
+    in bf16, train_args.json), with small random shapes. Returns transformers' BltForCausalLM holding the same
+    (bf16-rounded) weights, in float32: the reference to compare with."""
+    cache_dir = Path(cache_dir)
+    work = cache_dir / ".work"
+    ref = save_hf_blt(work / "hf", seed=seed)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+    blt, entropy = meta_state_dicts(ref)
+    model_args, entropy_args, patcher_args = meta_args(ref)
+    train_args = {"model": model_args, "entropy_model": entropy_args, "distributed": {"model_dtype": "bf16"},
+                  "data": {"patcher_args": patcher_args, "tokenizer_args": {"name": "blt"}}}
+    write_snapshot(cache_dir, "facebook/blt-1b", {
+        "config.json": json.dumps({"args": model_args}), "train_args.json": json.dumps(train_args),
+        "model.safetensors": _safetensors(blt, work / "blt.safetensors")})
+    write_snapshot(cache_dir, "facebook/blt-entropy", {
+        "config.json": json.dumps({"args": entropy_args}), "train_args.json": json.dumps(train_args),
+        "model.safetensors": _safetensors(entropy, work / "entropy.safetensors")})
+    return ref

@@ -35,6 +35,7 @@ from ..analysis.cost import blt_training_flops, lm_training_flops
 from ..baseline import BaselineConfig, BPEBaseline, save_baseline
 from ..blt import BLT, BLTConfig
 from ..bpe import train_tokenizer
+from ..devices import compute_dtype, default_device
 from ..entropy_model import EntropyModel, EntropyModelConfig
 from ..layers import TransformerConfig
 from ..loading import load_entropy_model, save_blt
@@ -202,14 +203,6 @@ TASKS = {"entropy": entropy_task, "blt": blt_task, "baseline": baseline_task}
 # --- the loop -----------------------------------------------------------------------------------------
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware has it (CUDA, or a CPU with AMX/AVX-512 BF16), else plain float32."""
-    if device.type == "cuda":
-        return torch.bfloat16
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return torch.bfloat16 if ("amx_bf16" in flags or "avx512_bf16" in flags) else None
-
-
 def evaluate(task: Task, corpus: Corpus, max_bytes: int, sources: list[str] | None = None) -> dict[str, float]:
     task.model.eval()
     with torch.no_grad():
@@ -228,7 +221,7 @@ def group_means(corpus: Corpus, per_source: dict[str, float]) -> dict[str, float
 
 def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(args.device)
     if device.type == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
     corpus = Corpus.load(args.corpus)
@@ -253,7 +246,7 @@ def train(args: argparse.Namespace) -> dict:
         return state["flops"] / args.flops if args.flops else state["elapsed"] / budget
 
     watch = ["austen", "bible_web", "shakespeare", "python_stdlib", "de", "zh"]
-    amp = autocast_dtype(device)
+    amp = compute_dtype(device)  # bf16 autocast where the hardware is fast at it
     last_ckpt = last_eval = time.time()
     task.model.train()
     while progress() < 1 and (args.max_steps is None or state["step"] < args.max_steps):
@@ -262,7 +255,7 @@ def train(args: argparse.Namespace) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr
         batch = task.batch(rng)
-        with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
+        with torch.autocast(device.type, dtype=amp) if amp != torch.float32 else nullcontext():
             loss, n_bytes, flops = task.loss(*batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -292,7 +285,7 @@ def train(args: argparse.Namespace) -> dict:
         "train_flops": float(f"{state['flops']:.4g}"),
         "device": f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
                   if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "autocast": str(amp), "held_out_bpb": {k: round(v, 4) for k, v in per_source.items()},
+        "autocast": str(amp if amp != torch.float32 else None), "held_out_bpb": {k: round(v, 4) for k, v in per_source.items()},
         "held_out_bpb_by_group": {k: round(v, 4) for k, v in group_means(corpus, per_source).items()},
         "final_eval_bytes_per_source": args.final_eval_bytes, "config": task.config,
     }
