@@ -1,8 +1,12 @@
 """The BPE baseline: a Llama-style transformer (RMSNorm, RoPE, SwiGLU) over BPE tokens.
 
-Its transformer has the shape of the BLT's global transformer, so a comparison is fair: the same big
+The shipped one has the shape of the BLT's global transformer, so a comparison is fair: the same big
 model, run once per BPE token instead of once per patch. It is saved in transformers' Llama layout (RoPE
 weights permuted from Meta's interleaved pairs to Llama's halves) and loads in `LlamaForCausalLM`.
+
+The same loader reads real Llama 3 checkpoints (meta-llama/Llama-3.2-1B, Llama-3.1-8B), the baselines of
+the BLT paper: sharded files, untied output, grouped-query attention, a head_dim of their own, Llama 3's
+RoPE scaling, their tokenizer (which puts <|begin_of_text|> first) and their EOS ids.
 """
 
 from __future__ import annotations
@@ -150,8 +154,8 @@ def baseline_config(c: dict, generation: dict | None = None, where: str = "confi
     if c.get("model_type") != "llama":
         raise CheckpointError(f"{where} is not a Llama configuration (model_type {c.get('model_type')!r}): the baseline "
                               "loads LlamaForCausalLM checkpoints (model_type 'llama'), such as meta-llama/Llama-3.2-1B")
-    unsupported = [f"{k}={c[k]!r}" for k, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False),
-                                                  ("pretraining_tp", 1)) if c.get(k, ok) != ok]
+    unsupported = [f"{k}={c[k]!r}" for k, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False))
+                   if c.get(k, ok) != ok]
     if unsupported:
         raise CheckpointError(f"{where} asks for {', '.join(unsupported)}: only SwiGLU (silu) without biases is supported")
     try:
@@ -187,14 +191,12 @@ def baseline_parameter_count(config: dict) -> int:
         return sum(p.numel() for p in BPEBaseline(baseline_config(config)).parameters())
 
 
-def _llama_tensors(files: list[Path], config: BaselineConfig, device: torch.device,
+def _llama_tensors(files: list[Path], model: BPEBaseline, device: torch.device,
                    dtype: torch.dtype) -> Iterator[tuple[str, Tensor]]:
-    """(our name, tensor) one at a time from safetensors files in the Llama layout: converted to `device`
-    and `dtype` as it is read (kept as it is where they already match), so no second copy of the model exists."""
-    with torch.device("meta"):
-        names = BPEBaseline(config).state_dict()
-    theirs_to_ours = {_to_llama_key(k): k for k in names}
-    t = config.transformer
+    """(our name, tensor) for `model`, one at a time from safetensors files in the Llama layout: converted to
+    `device` and `dtype` as it is read (kept as it is where they already match), so no second copy exists."""
+    config, t = model.config, model.config.transformer
+    theirs_to_ours = {_to_llama_key(k): k for k in model.state_dict()}
     for path in files:
         with safe_open(str(path), framework="pt") as f:
             for key in f.keys():
@@ -245,7 +247,7 @@ def load_baseline(source: str | os.PathLike | None = None, device: str | torch.d
     with torch.device("meta"):
         model = BPEBaseline(config)
     check_fits(sum(p.numel() for p in model.parameters()) * dtype_.itemsize, device_, what)
-    state = dict(_llama_tensors(_weight_files(folder, repo_id, "transformers"), config, device_, dtype_))
+    state = dict(_llama_tensors(_weight_files(folder, repo_id, "transformers"), model, device_, dtype_))
     if config.tie_embeddings and "tok_embeddings.weight" in state:
         state["output.weight"] = state["tok_embeddings.weight"]
     load_state(model, state, what, assign=True)

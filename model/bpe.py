@@ -85,4 +85,5 @@ class ByteLevelTokens:
     def __call__(self, token_id: int) -> bytes:
         if token_id in self.added:
             return self.added[token_id]
-        return bytes(self.byte_of[c] for c in self.tokenizer.id_to_token(token_id))
+        token = self.tokenizer.id_to_token(token_id)  # None: an id of a padded model vocabulary, not a token
+        return b"" if token is None else bytes(self.byte_of[c] for c in token)

@@ -235,10 +235,10 @@ def test_weights_keep_the_checkpoint_dtype_when_asked(offline):
         assert torch.equal(net.layers[1].feed_forward.w2.weight, stored.to(dtype or torch.float32))
 
 
-def test_special_tokens_cover_no_bytes(offline):
+def test_special_tokens_and_ids_without_a_token_cover_no_bytes(offline):
     _, tokenizer = load_baseline(LLAMA_3_2_1B)
     token_bytes = ByteLevelTokens(tokenizer)
-    assert token_bytes(128000) == token_bytes(128001) == b""
+    assert token_bytes(128000) == token_bytes(128001) == token_bytes(200000) == b""  # 200000: no token at all
     assert b"".join(map(token_bytes, tokenizer.encode("Über 東京").ids)) == "Über 東京".encode()
 
 
