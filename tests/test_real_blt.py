@@ -80,7 +80,6 @@ def test_memory_check_runs_before_any_weight_is_fetched(hub, monkeypatch):
     monkeypatch.setattr(devices, "available_memory", lambda device: 10**6)
     with pytest.raises(devices.NotEnoughMemoryError, match=r"BLT facebook/blt-1b needs 0\.\d GB on cpu, 0\.0 GB are available"):
         model.load_blt("facebook/blt-1b", device="cpu")
-    monkeypatch.undo()
 
 
 def test_check_fits_names_the_numbers(monkeypatch):
