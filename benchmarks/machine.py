@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.devices import fast_bf16  # noqa: E402
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -30,7 +35,7 @@ def cpu_flags() -> list[str]:
 def machine_line() -> str:
     """'CPU …, N cores, SIMD …, bf16 units yes/no, torch …, T threads, load …' (and the GPU, if any)."""
     flags = cpu_flags()
-    bf16 = "yes" if {"avx512_bf16", "amx_bf16"} & set(flags) else "no"
+    bf16 = "yes" if fast_bf16("cpu") else "no"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"machine: {cpu_model()}, {len(os.sched_getaffinity(0))} cores, SIMD {' '.join(flags) or 'none found'}, "

@@ -80,7 +80,6 @@ def test_memory_check_runs_before_any_weight_is_fetched(hub, monkeypatch):
     monkeypatch.setattr(devices, "available_memory", lambda device: 10**6)
     with pytest.raises(devices.NotEnoughMemoryError, match=r"BLT facebook/blt-1b needs 0\.\d GB on cpu, 0\.0 GB are available"):
         model.load_blt("facebook/blt-1b", device="cpu")
-    monkeypatch.undo()
 
 
 def test_check_fits_names_the_numbers(monkeypatch):
@@ -129,13 +128,16 @@ def test_bad_sources_say_what_is_wrong(hub, tmp_path):
 # --- loading holds one copy of the model ------------------------------------------------------------------
 
 _PEAK = textwrap.dedent("""
-    import json, resource, sys, torch
+    import json, sys, torch
     import model
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def peak():  # VmHWM: ru_maxrss would start from the parent's peak (it survives exec)
+        status = open("/proc/self/status").read()
+        return int(status.split("VmHWM:")[1].split()[0]) * 1024
+    before = peak()
     blt = model.load_blt(sys.argv[1], device="cpu", dtype=torch.float32)
     for p in blt.parameters():
         p.sum()  # tables stay mapped from the file until read: read every page so that all of them count
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak()
     print(json.dumps({"before": before, "peak": peak, "model": sum(p.nbytes for p in blt.parameters())}))
 """)
 
