@@ -222,7 +222,7 @@ def baseline_view(duel: Duel, tokenizer: Tokenizer) -> str:
     lengths = [len(token_bytes(i)) for i in duel.baseline[0].ids] + [event_bytes(e) for e in duel.baseline[1:]]
     cuts = list(accumulate(lengths, initial=0))
     data = duel.prompt_bytes + duel.baseline_bytes
-    seg = Segmentation("bpe", list(zip(cuts, cuts[1:])))
+    seg = Segmentation("bpe", [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a])  # BOS and EOS cover no bytes
     return render.comparison_view(data, [("BPE baseline: prompt and output, cut into its tokens", seg, "")], len(data))
 
 

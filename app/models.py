@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer
+from torch import nn
 
 from model import BLT, load_blt, load_entropy_model
 from model.baseline import BPEBaseline, load_baseline
+from model.devices import GB, NotEnoughMemoryError, module_bytes
 from model.entropy_model import EntropyModel
 
 SHIPPED = "shipped (assets/blt)"
@@ -79,21 +81,32 @@ class Resident:
                 if self._shipped is None:
                     self._shipped = self._load(None)
             return self._shipped
-        large = self._large
-        if large.name == name:
-            return large.model
+        if self._large.name == name:
+            return self._large.model
         with self._lock:
             if self._large.name == name:
                 return self._large.model
-            self._large = _Slot()
-            del large
+            try:
+                model = self._load(src)  # checks its memory from its config before reading weights
+            except NotEnoughMemoryError as e:
+                room = e.available + self._held()
+                if self._large.model is None or e.needed > room:
+                    if self._large.model is None:
+                        raise
+                    raise NotEnoughMemoryError(f"{e}; even with {self._large.name} unloaded only {room / GB:.1f} GB "
+                                               f"would be free, so the page keeps {self._large.name}", e.needed, room) from None
+                self._large = _Slot()  # the one before makes room
+                free_memory()
+                model = self._load(src)
+            self._large = _Slot(name, model)  # one large model per role: the one before is freed
             free_memory()
-            model = self._load(src)
-            self._large = _Slot(name, model)
             return model
 
-    def loaded(self) -> list[str]:
-        return [n for n in (SHIPPED_NAMES[self.role] if self._shipped is not None else None, self._large.name) if n]
+    def _held(self) -> int:
+        model = self._large.model
+        if model is None:
+            return 0
+        return sum(module_bytes(m) for m in (model if isinstance(model, tuple) else (model,)) if isinstance(m, nn.Module))
 
 
 def free_memory() -> None:

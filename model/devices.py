@@ -22,7 +22,11 @@ GB = 1e9
 
 
 class NotEnoughMemoryError(CheckpointError):
-    """A model would not fit on the device it was asked for."""
+    """A model would not fit on the device it was asked for; `needed` and `available` in bytes."""
+
+    def __init__(self, message: str, needed: int, available: int):
+        super().__init__(message)
+        self.needed, self.available = needed, available
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
@@ -95,6 +99,12 @@ def available_memory(device: str | torch.device) -> int:
     return free if cgroup is None else min(free, cgroup)
 
 
+def module_bytes(module: torch.nn.Module) -> int:
+    """Bytes held by a module's parameters and buffers (shared tensors counted once)."""
+    tensors = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
 def check_fits(needed: int, device: str | torch.device, what: str) -> None:
     """Raise NotEnoughMemoryError, with the numbers, unless `needed` bytes are available on `device`."""
     device = torch.device(device)
@@ -102,4 +112,4 @@ def check_fits(needed: int, device: str | torch.device, what: str) -> None:
     if needed > free:
         raise NotEnoughMemoryError(
             f"{what} needs {needed / GB:.1f} GB on {device}, {free / GB:.1f} GB are available: close other programs, "
-            "or load it on a device with more memory (device='cuda' or 'cpu')")
+            "or load it on a device with more memory (device='cuda' or 'cpu')", needed, free)
