@@ -20,13 +20,15 @@ import pandas as pd
 from tokenizers import Tokenizer
 
 from model import BLT, CheckpointError, load_blt, load_entropy_model
+from model.analysis import ngrams
+from model.analysis import noise as noise_model
 from model.analysis.reading import analyze, report, segment, solve_threshold
 from model.baseline import BPEBaseline, load_baseline
 from model.bpe import load_bpe_tokenizers
 from model.defaults import default_threshold
 from model.entropy_model import EntropyModel
 
-from . import explorer, generation, render
+from . import explorer, generation, noise, render
 from .explorer import (
     DEFAULT_RISE_BITS,
     DEFAULT_STRIDE,
@@ -35,6 +37,7 @@ from .explorer import (
     Reading,
     Settings,
 )
+from .noise import SHIPPED_MODEL
 from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -47,7 +50,21 @@ GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses 
 QUEUE_SIZE = 100
 EXPORTS_KEPT = 32  # export folders kept on disk (older ones are removed)
 HINT = "Paste or type some text above, upload a file, or pick an example."
-LAUNCH = dict(max_file_size="10mb", state_session_capacity=1000)  # pass to demo.launch()
+# A click (or tap) on a character of a text view writes its byte index (data-b, a number the page wrote) into
+# the n-gram view's byte position; nothing the user typed is read.
+PICK_JS = """() => {
+  const targets = {"blt-text-view": "ngram-pos", "noise-noisy-blt": "noise-ngram-pos"};
+  document.addEventListener("click", (e) => {
+    const cell = e.target.closest && e.target.closest("[data-b]");
+    if (!cell) return;
+    const view = Object.keys(targets).find((id) => cell.closest("#" + id));
+    const input = view && document.querySelector("#" + targets[view] + " input");
+    if (!input) return;
+    input.value = String(parseInt(cell.dataset.b, 10));
+    input.dispatchEvent(new Event("input", {bubbles: true}));
+  });
+}"""
+LAUNCH = dict(max_file_size="10mb", state_session_capacity=1000, js=PICK_JS)  # pass to demo.launch()
 
 ABOUT = """
 **How to read the text.** Each cell is one character, coloured by the entropy (in bits) of the entropy model's
@@ -96,14 +113,18 @@ class Models:
 
 
 class Generators:
-    """The BLT and the BPE baseline that generate, loaded on first use (the explorer needs neither)."""
+    """The BLT and the BPE baseline that generate, read noise and score texts, loaded on first use."""
 
     def __init__(self, blt: BLT | None = None, baseline: tuple[BPEBaseline, Tokenizer] | None = None):
         self._blt, self._baseline = blt, baseline
         self._lock = threading.Lock()
 
-    def get(self) -> tuple[BLT, BPEBaseline, Tokenizer]:
-        """Both models; raises CheckpointError (with what to do) when the shipped ones are not installed."""
+    def get(self, blt_model: str = SHIPPED_MODEL, baseline_model: str = SHIPPED_MODEL) -> tuple[BLT, BPEBaseline, Tokenizer]:
+        """The models by the names the API takes (today only "shipped"): the one place a name becomes a model.
+        Raises CheckpointError (with what to do) for an unknown name or when the shipped ones are not installed."""
+        for role, name in (("BLT", blt_model), ("baseline", baseline_model)):
+            if name != SHIPPED_MODEL:
+                raise CheckpointError(f"unknown {role} model {name!r}; this page has: {SHIPPED_MODEL!r}")
         with self._lock:
             if self._blt is None:
                 self._blt = load_blt()
@@ -135,8 +156,20 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
 
+    def scorers() -> tuple[BLT, BPEBaseline, Tokenizer] | None:
+        try:
+            return generators.get()
+        except CheckpointError:
+            return None  # the summary shows – for the BLT's and the baseline's bits per byte
+
     def read(text: str, name: str) -> Reading:
-        return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes)
+        return explorer.read(text, models.get(name), name, bpe_tokenizers, missing, max_bytes, scorers())
+
+    def ngram_pick(reading: Reading | None, position: float | None) -> str:
+        models = scorers()
+        if reading is None or models is None:
+            return gr.skip()
+        return noise.ngram_view(reading.analysis.data, position, models[0].config)
 
     def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
         """A new text: run the model once; the reading goes to the session state, the view starts at byte 0."""
@@ -268,6 +301,26 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
+    def api_noise(text: str, kind: Literal["antspeak", "drop", "randomcase", "repeat", "uppercase", "typos"] = "repeat",
+                  rate: float | None = None, seed: int = 0, blt_model: str = SHIPPED_MODEL,
+                  baseline_model: str = SHIPPED_MODEL) -> dict:
+        """`text` noised by `kind` (rate None: the paper's), read clean and noisy by the BLT, its entropy model and
+        the baseline: {"noisy_text", "records": [clean, noisy]} with the noise lab's table fields."""
+        try:
+            lab = noise_model.lab(text, kind, rate, seed, *generators.get(blt_model, baseline_model))
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+        return {"noisy_text": lab.noised.text, "records": lab.records()}
+
+    def api_ngrams(text: str, position: int, blt_model: str = SHIPPED_MODEL) -> dict:
+        """The hash n-grams ending at byte `position` of `text`, one record per hash table of the BLT, and how
+        many of the text's n-grams collide: {"records", "summary"}."""
+        try:
+            config = generators.get(blt_model)[0].config
+            return {"records": ngrams.ngram_records(text, position, config), "summary": ngrams.collisions(text, config)}
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+
     def api_generate(prompt: str, max_new_bytes: int = generation.DEFAULT_NEW_BYTES, temperature: float = 0.0,
                      top_k: int | None = None, top_p: float | None = None, seed: int | None = 0) -> dict:
         """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model)."""
@@ -331,6 +384,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Accordion("Patch table", open=False) as table_box:
                 table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
                                      interactive=False, wrap=True, elem_id="blt-table")
+            with gr.Accordion("Hash n-grams of a byte", open=False):
+                ngram_pos = gr.Number(None, precision=0, minimum=0, elem_id="ngram-pos",
+                                      label="Byte position (click or tap a character in the text, or type and use the arrow keys)")
+                ngram_out = gr.HTML(js_on_load=None, elem_id="ngram-view")
             with gr.Row():
                 export_button = gr.Button("Prepare downloads: per-byte CSV, JSON report, chart (HTML)", scale=1)
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False, scale=2, elem_id="blt-files")
@@ -377,6 +434,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Accordion("At paper scale: BLT-1B and BLT-7B against Llama 3 on this text", open=True):
                 gen_projection = gr.Dataframe(interactive=False, elem_id="gen-projection")
                 gen_formulas = gr.Markdown()
+        with gr.Tab("Noise lab", id="noise"):
+            noise.build_tab(generators.get, examples, dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY,
+                                                           api_visibility="private"))
 
         knobs = [threshold, rise, stride, view_from]
         views = [notice, summary, text_view, chart, sizes, comparison]
@@ -400,6 +460,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
         table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
         table_box.collapse(lambda: False, None, table_open, api_visibility="private")
+        ngram_pos.change(ngram_pick, [reading, ngram_pos], ngram_out, api_visibility="private", show_progress="hidden")
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_time, gen_steps,
                        gen_latency, gen_projection, gen_formulas]
@@ -410,5 +471,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        gr.api(api_noise, api_name="noise", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        gr.api(api_ngrams, api_name="ngrams", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo

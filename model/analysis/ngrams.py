@@ -15,12 +15,15 @@ from torch import Tensor
 
 from ..blt import HASH_PRIMES, BLTConfig, blt_1b_config, hash_ngram_buckets
 from ..checks import check_text
-from ..tokenizer import OFFSET, SPECIAL_NAMES, byte_glyph, encode, utf8_char_spans
+from ..tokenizer import BOS_ID, OFFSET, SPECIAL_NAMES, byte_glyph, encode, utf8_char_spans
 
 BLT_1B_HASH_VOCAB = blt_1b_config().hash_vocab  # 500,002
 
 
-def _ids(text: str) -> Tensor:
+def _ids(text: str | bytes) -> Tensor:
+    """BLT ids of a text, or of raw bytes (a text cut by a size cap need not end on a character)."""
+    if isinstance(text, bytes):
+        return torch.tensor([[BOS_ID] + [b + OFFSET for b in text]])
     return torch.tensor([encode(check_text(text))])
 
 
@@ -37,7 +40,7 @@ def ngram_text(window: list[int]) -> str:
                           for a, b in utf8_char_spans(data))
 
 
-def ngram_records(text: str, position: int, config: BLTConfig) -> list[dict]:
+def ngram_records(text: str | bytes, position: int, config: BLTConfig) -> list[dict]:
     """One record per hash table (function, n) for the n-gram ending at byte `position` of `text`: its bytes,
     its bucket, and every other place in the text whose n-gram lands in that bucket, split into the same
     n-gram (`same_at`) and different n-grams that collide (`collides_at`). Places are the byte where the
@@ -69,7 +72,7 @@ def ngram_records(text: str, position: int, config: BLTConfig) -> list[dict]:
     return out
 
 
-def collisions(text: str, config: BLTConfig) -> dict:
+def collisions(text: str | bytes, config: BLTConfig) -> dict:
     """How many of the text's distinct n-grams (per table) share their bucket with a different n-gram, with the
     BLT's vocab and with BLT-1B's 500,002 buckets."""
     ids = _ids(text)
