@@ -384,7 +384,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Accordion("Patch table", open=False) as table_box:
                 table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
                                      interactive=False, wrap=True, elem_id="blt-table")
-            with gr.Accordion("Hash n-grams of a byte", open=False):
+            with gr.Accordion("Hash n-grams of a byte", open=True):
                 ngram_pos = gr.Number(None, precision=0, minimum=0, elem_id="ngram-pos",
                                       label="Byte position (click or tap a character in the text, or type and use the arrow keys)")
                 ngram_out = gr.HTML(js_on_load=None, elem_id="ngram-view")
