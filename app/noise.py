@@ -146,7 +146,7 @@ def build_tab(resolve: Callable[[str, str], tuple[BLT, BPEBaseline, Tokenizer]],
         ngram_out = gr.HTML(js_on_load=None, elem_id="noise-ngram-view")
     lab_state = gr.State(None)
 
-    def compare(text: str, kind: str, rate: float, seed: float | None) -> tuple:
+    def noise_and_read(text: str, kind: str, rate: float, seed: float | None) -> tuple:
         try:
             blt, baseline, tokenizer = resolve(SHIPPED_MODEL, SHIPPED_MODEL)
             lab = noise.lab(text, kind, rate if DEFAULT_RATES.get(kind) is not None else None,
@@ -168,6 +168,6 @@ def build_tab(resolve: Callable[[str, str], tuple[BLT, BPEBaseline, Tokenizer]],
                          label="Rate (the paper's by default)" if takes else "Rate (this kind has none)")
 
     outputs = [lab_state, notice, noisy_text, clean_blt, noisy_blt, clean_tokens, noisy_tokens, numbers, chart, spent, pick]
-    run.click(compare, [text, kind, rate, seed], outputs, **concurrency)
+    run.click(noise_and_read, [text, kind, rate, seed], outputs, **concurrency)
     kind.input(kind_rate, kind, rate, api_visibility="private")
     pick.change(show_ngrams, [lab_state, pick], ngram_out, api_visibility="private", show_progress="hidden")
