@@ -118,3 +118,13 @@ def test_shipped_models_table_is_the_training_records():
         assert float(row[2]) == round(r["bytes_seen"] / 1e6, 1)
         assert [float(x) for x in row.groups()[2:]] == [round(r["held_out_bpb_by_group"][g], 3) for g in groups.values()]
     assert records["BPE baseline"]["train_flops"] == pytest.approx(records["BLT"]["train_flops"], rel=0.02)
+
+
+def test_noise_lab_numbers_are_the_committed_output():
+    """The README's noise-lab table is a verbatim slice of benchmarks/results/noise.txt, which benchmarks/noise_lab.py
+    wrote, and so is its collision count."""
+    committed = (ROOT / "benchmarks" / "results" / "noise.txt").read_text(encoding="utf-8").splitlines()
+    table = next(b for b in blocks("text") if "antspeak" in b).splitlines()
+    start = committed.index(table[0])
+    assert committed[start : start + len(table)] == table and len(table) == 2 + 6
+    assert committed[-1].split(": ", 1)[1] in README
