@@ -170,4 +170,5 @@ def build_tab(resolve: Callable[[str, str], tuple[BLT, BPEBaseline, Tokenizer]],
     outputs = [lab_state, notice, noisy_text, clean_blt, noisy_blt, clean_tokens, noisy_tokens, numbers, chart, spent, pick]
     run.click(noise_and_read, [text, kind, rate, seed], outputs, **concurrency)
     kind.input(kind_rate, kind, rate, api_visibility="private")
-    pick.change(show_ngrams, [lab_state, pick], ngram_out, api_visibility="private", show_progress="hidden")
+    for trigger in (pick.change, lab_state.change):
+        trigger(show_ngrams, [lab_state, pick], ngram_out, api_visibility="private", show_progress="hidden")

@@ -301,7 +301,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
-    def api_noise(text: str, kind: Literal["antspeak", "drop", "randomcase", "repeat", "uppercase", "typos"] = "repeat",
+    def api_noise(text: str, kind: Literal[noise_model.KINDS] = noise.DEFAULT_KIND,
                   rate: float | None = None, seed: int = 0, blt_model: str = SHIPPED_MODEL,
                   baseline_model: str = SHIPPED_MODEL) -> dict:
         """`text` noised by `kind` (rate None: the paper's), read clean and noisy by the BLT, its entropy model and
@@ -460,7 +460,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
         table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
         table_box.collapse(lambda: False, None, table_open, api_visibility="private")
-        ngram_pos.change(ngram_pick, [reading, ngram_pos], ngram_out, api_visibility="private", show_progress="hidden")
+        for trigger in (ngram_pos.change, reading.change):  # a new text redraws the view for its own bytes
+            trigger(ngram_pick, [reading, ngram_pos], ngram_out, api_visibility="private", show_progress="hidden")
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_time, gen_steps,
                        gen_latency, gen_projection, gen_formulas]

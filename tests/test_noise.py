@@ -11,7 +11,9 @@ from dataclasses import replace
 import pytest
 import torch
 from reference import direct_blt, tiny_baseline
+from test_app_render import XSS, Tags
 
+from app import render
 from model.__main__ import main as cli
 from model.analysis import ngrams, noise
 from model.analysis.bpb import baseline_bpb, blt_bpb
@@ -179,3 +181,13 @@ def test_cli_noise_and_ngrams(models, monkeypatch):
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert cli(["noise", "--kind", "drop", "--rate", "2", "x"]) == 2
     assert "error: the rate must be a number from 0 to 1" in err.getvalue()
+
+
+def test_the_ngram_view_is_escaped(models):
+    text = XSS + " " + XSS
+    records = ngrams.ngram_records(text, len(text.encode()) - 1, models[0].config)
+    markup = render.ngram_view(records, "<b>summary</b>")
+    tags = Tags(markup).tags
+    assert {t for t, _ in tags} <= {"div", "p", "b", "span", "table", "thead", "tbody", "tr", "th", "td"}
+    assert not any(k.startswith("on") for _, attrs in tags for k in attrs)
+    assert "&lt;b&gt;summary" in markup and any(r["same_at"] for r in records)

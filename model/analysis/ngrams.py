@@ -15,7 +15,14 @@ from torch import Tensor
 
 from ..blt import HASH_PRIMES, BLTConfig, blt_1b_config, hash_ngram_buckets
 from ..checks import check_text
-from ..tokenizer import BOS_ID, OFFSET, SPECIAL_NAMES, byte_glyph, encode, utf8_char_spans
+from ..tokenizer import (
+    BOS_ID,
+    OFFSET,
+    SPECIAL_NAMES,
+    byte_glyph,
+    encode,
+    utf8_char_spans,
+)
 
 BLT_1B_HASH_VOCAB = blt_1b_config().hash_vocab  # 500,002
 
