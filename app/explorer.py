@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from tokenizers import Tokenizer
 
+from model.analysis.bpb import baseline_bpb, blt_bpb
 from model.analysis.reading import (
     Analysis,
     Segmentation,
@@ -23,6 +24,8 @@ from model.analysis.reading import (
     segment,
     solve_threshold,
 )
+from model.baseline import BPEBaseline
+from model.blt import BLT
 from model.entropy_model import EntropyModel
 from model.patcher import DEFAULT_THRESHOLD
 
@@ -36,6 +39,7 @@ DEFAULT_STRIDE = 4
 VIEW_BYTES = 16_384  # bytes of text drawn at once; longer texts page through them (the browser stays quick)
 PREVIEW_BYTES = 2048  # bytes of text drawn per row of the scheme comparison (counts always cover all)
 TABLE_ROWS = 500  # patches listed in the table (the downloads hold all)
+BPB_BYTES = 16_384  # bytes the BLT and the baseline score per text (both run in full; the entropy model reads all)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Reading:
     bpe: dict[str, Segmentation] = field(default_factory=dict)
     bpe_missing: dict[str, str] = field(default_factory=dict)
     model_seconds: float = 0.0
+    models_bpb: tuple[float | None, float | None, str] = (None, None, "")  # BLT, baseline, what they read
 
 
 @dataclass
@@ -72,13 +77,22 @@ class View:
 
 
 def read(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: dict[str, Tokenizer],
-         missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> Reading:
-    """Run the entropy model once over the text (its first max_bytes) and tokenise it with each BPE tokenizer.
+         missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
+         models: tuple[BLT, BPEBaseline, Tokenizer] | None = None) -> Reading:
+    """Run the entropy model once over the text (its first max_bytes) and tokenise it with each BPE tokenizer;
+    with `models` (a BLT, the baseline and its tokenizer) also score it with both, on its first BPB_BYTES.
     Raises ValueError for empty text."""
     start = time.perf_counter()
     analysis = analyze(text, entropy_model, max_bytes)
     seconds = time.perf_counter() - start
-    return Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
+    reading = Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
+    if models is not None:
+        blt, baseline, tokenizer = models
+        data = analysis.data[:BPB_BYTES]
+        data = data[: len(data.decode("utf-8", errors="ignore").encode())]  # whole characters for the tokenizer
+        note = f" (its first {len(data):,} bytes)" if len(data) < len(analysis.data) else ""
+        reading.models_bpb = (blt_bpb(blt, data), baseline_bpb(baseline, tokenizer, data), note)
+    return reading
 
 
 def tokenize(analysis: Analysis, tokenizers: dict[str, Tokenizer]) -> dict[str, Segmentation]:
@@ -149,7 +163,7 @@ def draw(reading: Reading, s: Settings, cut: list[tuple[str, Segmentation | None
     sizes = [("entropy patches", main)] + [(f"{name} tokens", seg) for name, seg in reading.bpe.items()]
     a = reading.analysis
     return View(notice(reading) + render.message(extra),
-                render.summary_view(a, main, bpe, bpe_name),
+                render.summary_view(a, main, bpe, bpe_name, reading.models_bpb),
                 text(reading, s, main),
                 plots.entropy_chart(a, main, s.threshold_bits),
                 plots.size_histogram(sizes),

@@ -144,3 +144,27 @@ def latency_chart(series: dict[str, tuple[list[int], list[float]]]) -> go.Figure
                       legend=dict(orientation="h", y=1.15, x=0),
                       title=dict(text="Time to generate the first n bytes", font=dict(size=13)))
     return fig
+
+
+def noise_chart(columns: list[tuple[int | None, int | None, bool]], clean: Analysis, noisy: Analysis) -> go.Figure:
+    """Per-byte entropy of the clean and the noisy text over their edit alignment (`columns`: clean byte,
+    noisy byte, noised), the noised columns shaded: where the noise went, and what it did to the surprise."""
+    bits = [(a.byte_entropies.float() / LN2).numpy() for a in (clean, noisy)]
+    labels = [_byte_labels(a.data) for a in (clean, noisy)]
+    x = np.arange(len(columns))
+    top = float(max(b.max(initial=0.0) for b in bits)) * 1.08 + 0.1
+    fig = go.Figure()
+    fig.add_bar(x=x, y=[top if hit else None for _, _, hit in columns], name="noised", width=1.0,
+                marker=dict(color="rgba(240,80,110,0.18)", line=dict(width=0)), hoverinfo="skip")
+    for side, (name, colour) in enumerate((("clean", LINE_COLOUR), ("noisy", THRESHOLD_COLOUR))):
+        ys = [None if c[side] is None else float(bits[side][c[side]]) for c in columns]
+        text = [None if c[side] is None else f"byte {c[side]}: {labels[side][c[side]]}" for c in columns]
+        fig.add_scatter(x=x, y=ys, mode="lines+markers" if len(columns) <= MARKERS_UP_TO else "lines", name=name,
+                        line=dict(color=colour, width=1.5), marker=dict(size=4), text=text, connectgaps=False,
+                        hovertemplate=f"{name} %{{text}}<br>%{{y:.2f}} bits<extra></extra>")
+    fig.update_layout(_LOOK, height=340, bargap=0, dragmode="pan",
+                      xaxis=dict(_AXIS, title="alignment column (clean and noisy bytes side by side)",
+                                 range=[-0.5, min(len(columns), INITIAL_WINDOW) - 0.5]),
+                      yaxis=dict(_AXIS, title="entropy (bits)", range=[0, top]), legend=dict(orientation="h", y=1.12, x=0),
+                      title=dict(text="Where the noise went: each byte's entropy, clean against noisy", font=dict(size=13)))
+    return fig

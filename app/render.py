@@ -3,7 +3,7 @@ comparison of patching schemes. The page only draws what `model.analysis` comput
 
 Everything pasted is data. Every character, glyph and tooltip goes through `html.escape`; hover details
 are data-* attributes that CSS draws with attr(), which always yields text, never markup; nothing the user
-typed reaches JavaScript.
+typed reaches JavaScript (a click reads only a cell's byte index, data-b, which this module writes).
 
 A character is drawn whole when it lies inside one patch. When a patch boundary cuts a multi-byte UTF-8
 character, each of its bytes is drawn on its own as hex (<C3>), so no byte is ever dropped.
@@ -175,14 +175,14 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
         if b - a == 1 and whole:  # an ASCII character
             x = data[a]
             glyph = _BYTE_HTML[x]
-            out.append(f'<i class="h{cls[i]}{first}{_MARK[x]}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits'
+            out.append(f'<i class="h{cls[i]}{first}{_MARK[x]}" data-b="{a}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits'
                        f'&#10;guesses: {expect[i]}">{glyph}</i>{_BREAK[x]}')
         elif whole:  # a multi-byte character inside one patch: a stripe of colour per byte
             ch = data[a:b].decode("utf-8")
             glyph = html.escape(char_glyph(ch))
             w = 100 / (b - a)
             stripes = ",".join(f"{PALETTE[cls[i + k]]} {k * w:.3g}% {(k + 1) * w:.3g}%" for k in range(b - a))
-            out.append(f'<i class="{first}{" w" * is_marker(char_glyph(ch), ch)}" style="background:linear-gradient(90deg,{stripes})" '
+            out.append(f'<i class="{first}{" w" * is_marker(char_glyph(ch), ch)}" style="background:linear-gradient(90deg,{stripes})" data-b="{b - 1}" '
                        f'data-t="{glyph} \u00b7 {html.escape(_char_label(ch))}&#10;{data[a:b].hex(" ").upper()} \u00b7 '
                        f'bytes {a}\u2013{b - 1} \u00b7 H {" + ".join(h[i : i + b - a])} bits&#10;guesses for byte {a}: {expect[i]}">'
                        f"{glyph}</i>")
@@ -191,7 +191,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
             ch = data[ca:cb].decode("utf-8", errors="replace")
             glyph = html.escape(char_glyph(ch))
             label = f' data-c="{glyph}"' if a == ca else ""  # the character, drawn above its first byte
-            out.append(f'<i class="h{cls[i]}{first} b"{label} data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits&#10;'
+            out.append(f'<i class="h{cls[i]}{first} b"{label} data-b="{a}" data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits&#10;'
                        f"byte {a - ca + 1} of {cb - ca} of {glyph} (U+{ord(ch):04X}), cut by a patch boundary&#10;"
                        f'guesses: {expect[i]}">{_BYTE_HTML[data[a]]}</i>')
     out.append("</span></div>" if current >= 0 else "</div>")
@@ -259,16 +259,49 @@ def comparison_view(data: bytes, rows: list[tuple[str, Segmentation | None, str]
     return "".join(out)
 
 
-def summary_view(analysis: Analysis, seg: Segmentation, bpe: Segmentation | None, bpe_label: str) -> str:
-    """Headline numbers: bytes, patches, bytes per patch, BPE tokens, bits per byte."""
+def summary_view(analysis: Analysis, seg: Segmentation, bpe: Segmentation | None, bpe_label: str,
+                 models_bpb: tuple[float | None, float | None, str] = (None, None, "")) -> str:
+    """Headline numbers: bytes, patches, bytes per patch, BPE tokens, bits per byte of the entropy model and
+    (`models_bpb`: BLT, baseline, a note on what they read) of the BLT and the baseline."""
+    blt, baseline, note = models_bpb
     cards = [("bytes", f"{len(analysis.data):,}", "UTF-8 bytes analysed"),
              ("patches", f"{seg.units:,}", "entropy patches (global threshold)"),
              ("patch-size", f"{seg.bytes_per_unit:.2f}", "bytes per patch"),
              ("bpe-tokens", f"{bpe.units:,}" if bpe else "–", f"BPE tokens ({bpe_label} tokenizer)"),
              ("bpe-size", f"{bpe.bytes_per_unit:.2f}" if bpe else "–", "bytes per BPE token"),
-             ("bpb", f"{analysis.bits_per_byte:.3f}", "entropy model's bits per byte on this text")]
+             ("bpb", f"{analysis.bits_per_byte:.3f}", "entropy model's bits per byte on this text"),
+             ("blt-bpb", _bits(blt), f"BLT's bits per byte{note}"),
+             ("baseline-bpb", _bits(baseline), f"BPE baseline's bits per byte{note}")]
     body = "".join(f'<div class="card"><b id="blt-{k}">{v}</b><span>{html.escape(d)}</span></div>' for k, v, d in cards)
     return f'<div class="blt-summary">{body}</div>'
+
+
+def _bits(x: float | None) -> str:
+    return "–" if x is None or math.isnan(x) else f"{x:.3f}"
+
+
+NGRAMS_LISTED = 12  # other places listed per bucket (the counts cover all)
+
+
+def ngram_view(records: list[dict], summary: str) -> str:
+    """The hash n-grams ending at one byte: per table its n-gram, bucket, and where else the bucket is hit."""
+    if not records:
+        return ""
+    r0 = records[0]
+    rows = []
+    for r in records:
+        same = ", ".join(map(str, r["same_at"][:NGRAMS_LISTED])) + (" …" if len(r["same_at"]) > NGRAMS_LISTED else "")
+        hits = ", ".join(f"{c['ngram']} @ {c['ends_at']}" for c in r["collides_at"][:NGRAMS_LISTED])
+        hits += " …" if len(r["collides_at"]) > NGRAMS_LISTED else ""
+        rows.append(f"<tr><td>{r['n']}</td><td>{r['hash_function']} (prime {r['prime']})</td>"
+                    f"<td class=g>{html.escape(r['ngram'])}</td><td>{html.escape(r['hex'])}</td><td><b>{r['bucket']:,}</b></td>"
+                    f"<td>{len(r['same_at'])}{': ' * bool(same)}{html.escape(same)}</td>"
+                    f"<td>{len(r['collides_at'])}{': ' * bool(hits)}<span class=g>{html.escape(hits)}</span></td></tr>")
+    return (f'<div class="blt-ngrams"><p>Byte <b>{r0["end"] - 1}</b>: the n-grams that end there, each hashed into '
+            f'one of {r0["vocab"]:,} buckets of its table (positions are the byte where an n-gram ends; −1 is BOS).</p>'
+            "<table><thead><tr><th>n</th><th>hash function</th><th>n-gram</th><th>bytes</th><th>bucket</th>"
+            "<th>same n-gram also at</th><th>different n-grams in this bucket</th></tr></thead><tbody>"
+            f'{"".join(rows)}</tbody></table><p class="sum">{html.escape(summary)}</p></div>')
 
 
 def message(text: str, kind: str = "info") -> str:
@@ -336,5 +369,10 @@ STYLE = f"""<style>
 .blt-gen{{font:14px/1.7 ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;color:#111;
   padding:8px 10px;border:1px solid #d0d7de;border-radius:6px;max-height:24em;overflow-y:auto}}
 .blt-gen .prompt{{color:#6b7280}}
+.blt-text i[data-b]{{cursor:pointer}}
+.blt-ngrams table{{border-collapse:collapse;font-size:13px;width:100%}}
+.blt-ngrams th,.blt-ngrams td{{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top}}
+.blt-ngrams .g{{font-family:ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere}}
+.blt-ngrams .sum{{font-size:13px;opacity:.85}}
 .blt-gen .caret{{color:#2563eb}}
 </style>"""

@@ -20,13 +20,15 @@ import pandas as pd
 from tokenizers import Tokenizer
 
 from model import BLT, CheckpointError
+from model.analysis import ngrams
+from model.analysis import noise as noise_model
 from model.analysis.reading import analyze, report, segment, solve_threshold
 from model.baseline import BPEBaseline
 from model.bpe import load_bpe_tokenizers
 from model.defaults import default_threshold, shipped_records
 from model.entropy_model import EntropyModel
 
-from . import explorer, generation, render, zerogpu
+from . import explorer, generation, noise, render, zerogpu
 from .explorer import (
     DEFAULT_RISE_BITS,
     DEFAULT_STRIDE,
@@ -35,7 +37,15 @@ from .explorer import (
     Reading,
     Settings,
 )
-from .models import Models, check_name, choices, default, source
+from .models import (
+    SHIPPED,
+    SHIPPED_BASELINE,
+    Models,
+    check_name,
+    choices,
+    default,
+    source,
+)
 from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -46,7 +56,21 @@ GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses 
 QUEUE_SIZE = 100
 EXPORTS_KEPT = 32  # export folders kept on disk (older ones are removed)
 HINT = "Paste or type some text above, upload a file, or pick an example."
-LAUNCH = dict(max_file_size="10mb", state_session_capacity=1000)  # pass to demo.launch()
+# A click (or tap) on a character of a text view writes its byte index (data-b, a number the page wrote) into
+# the n-gram view's byte position; nothing the user typed is read.
+PICK_JS = """() => {
+  const targets = {"blt-text-view": "ngram-pos", "noise-noisy-blt": "noise-ngram-pos"};
+  document.addEventListener("click", (e) => {
+    const cell = e.target.closest && e.target.closest("[data-b]");
+    if (!cell) return;
+    const view = Object.keys(targets).find((id) => cell.closest("#" + id));
+    const input = view && document.querySelector("#" + targets[view] + " input");
+    if (!input) return;
+    input.value = String(parseInt(cell.dataset.b, 10));
+    input.dispatchEvent(new Event("input", {bubbles: true}));
+  });
+}"""
+LAUNCH = dict(max_file_size="10mb", state_session_capacity=1000, js=PICK_JS)  # pass to demo.launch()
 
 ABOUT = """
 **How to read the text.** Each cell is one character, coloured by the entropy (in bits) of the entropy model's
@@ -96,8 +120,21 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
 
+    def scorers() -> tuple[BLT, BPEBaseline, Tokenizer] | None:
+        """The shipped BLT and baseline, which score every text Explore reads (quick on any machine)."""
+        try:
+            return pair(SHIPPED, SHIPPED_BASELINE)
+        except CheckpointError:
+            return None  # the summary shows – for the BLT's and the baseline's bits per byte
+
     def read(text: str, name: str) -> Reading:
-        return explorer.read(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes)
+        return explorer.read(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes, scorers())
+
+    def ngram_pick(reading: Reading | None, position: float | None) -> str:
+        scoring = scorers()
+        if reading is None or scoring is None:
+            return gr.skip()
+        return noise.ngram_view(reading.analysis.data, position, scoring[0].config)
 
     @zerogpu.gpu(zerogpu.for_text)
     def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
@@ -244,6 +281,27 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
+    @zerogpu.gpu(zerogpu.for_text)
+    def api_noise(text: str, kind: Literal[noise_model.KINDS] = noise.DEFAULT_KIND,
+                  rate: float | None = None, seed: int = 0, blt_model: str = default("BLT"),
+                  baseline_model: str = default("baseline")) -> dict:
+        """`text` noised by `kind` (rate None: the paper's), read clean and noisy by the BLT, its entropy model and
+        the baseline: {"noisy_text", "records": [clean, noisy]} with the noise lab's table fields."""
+        try:
+            lab = noise_model.lab(text, kind, rate, seed, *pair(blt_model, baseline_model))
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+        return {"noisy_text": lab.noised.text, "records": lab.records()}
+
+    def api_ngrams(text: str, position: int, blt_model: str = default("BLT")) -> dict:
+        """The hash n-grams ending at byte `position` of `text`, one record per hash table of the BLT, and how
+        many of the text's n-grams collide: {"records", "summary"}."""
+        try:
+            config = models.blt.get(check_name("BLT", blt_model)).config
+            return {"records": ngrams.ngram_records(text, position, config), "summary": ngrams.collisions(text, config)}
+        except (ValueError, CheckpointError) as e:
+            raise gr.Error(str(e)) from e
+
     @zerogpu.gpu(zerogpu.for_generation)
     def api_generate(prompt: str, max_new_bytes: int = generation.DEFAULT_NEW_BYTES, temperature: float = 0.0,
                      top_k: int | None = None, top_p: float | None = None, seed: int | None = 0,
@@ -310,6 +368,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Accordion("Patch table", open=False) as table_box:
                 table = gr.Dataframe(label=f"Patches (the first {explorer.TABLE_ROWS:,}; the downloads hold all)",
                                      interactive=False, wrap=True, elem_id="blt-table")
+            with gr.Accordion("Hash n-grams of a byte", open=True):
+                ngram_pos = gr.Number(None, precision=0, minimum=0, elem_id="ngram-pos",
+                                      label="Byte position (click or tap a character in the text, or type and use the arrow keys)")
+                ngram_out = gr.HTML(js_on_load=None, elem_id="ngram-view")
             with gr.Row():
                 export_button = gr.Button("Prepare downloads: per-byte CSV, JSON report, chart (HTML)", scale=1)
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False, scale=2, elem_id="blt-files")
@@ -367,6 +429,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Accordion("At paper scale: BLT-1B and BLT-7B against Llama 3 on this text", open=True):
                 gen_projection = gr.Dataframe(interactive=False, elem_id="gen-projection")
                 gen_formulas = gr.Markdown()
+        with gr.Tab("Noise lab", id="noise"):
+            noise.build_tab(lambda: pair(default("BLT"), default("baseline")), examples, dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY,
+                                                           api_visibility="private"))
 
         knobs = [threshold, rise, stride, view_from]
         views = [notice, summary, text_view, chart, sizes, comparison]
@@ -390,6 +455,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
         table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
         table_box.collapse(lambda: False, None, table_open, api_visibility="private")
+        for trigger in (ngram_pos.change, reading.change):  # a new text redraws the view for its own bytes
+            trigger(ngram_pick, [reading, ngram_pos], ngram_out, api_visibility="private", show_progress="hidden")
         export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_time, gen_steps,
                        gen_latency, gen_projection, gen_formulas]
@@ -401,5 +468,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        gr.api(api_noise, api_name="noise", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
+        gr.api(api_ngrams, api_name="ngrams", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
     return demo

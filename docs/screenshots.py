@@ -1,11 +1,13 @@
 """Take the README's screenshots of the running app with the shipped models, in headless Chromium.
 
-    python docs/screenshots.py      # writes docs/screenshot.png (explorer) and docs/generate.png (Generate & compare)
+    python docs/screenshots.py      # writes docs/screenshot.png (explorer), docs/generate.png (Generate & compare)
+                                    # and docs/noise.png (Noise lab, a byte's hash n-grams open)
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -22,7 +24,10 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     demo = build_app()
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=7861, prevent_thread_lock=True, quiet=True, **LAUNCH)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox", "--headless"])
@@ -41,6 +46,17 @@ def main() -> None:
             page.wait_for_timeout(1000)
             page.locator("#gen-notice").scroll_into_view_if_needed()
             page.screenshot(path=str(ROOT / "docs" / "generate.png"), full_page=True)
+            page.get_by_role("tab", name="Noise lab").click()
+            page.locator("#noise-kind input").click()
+            page.get_by_role("option", name="Repeat (up to 4×)").click()
+            page.click("#noise-run")
+            page.wait_for_function("() => document.querySelector('#noise-notice').textContent.includes('edits')"
+                                   " && !document.querySelector('#noise-notice').textContent.includes('processing')")
+            page.wait_for_selector("#noise-chart .js-plotly-plot")
+            page.locator("#noise-noisy-blt .blt-text i").nth(40).click()
+            page.wait_for_selector("#noise-ngram-view table")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ROOT / "docs" / "noise.png"), full_page=True)
             browser.close()
     finally:
         demo.close()

@@ -118,6 +118,13 @@ def hash_ngram_ids(tokens: Tensor, n: int, prime: int, vocab: int) -> Tensor:
     return (windows * powers).sum(-1) % vocab
 
 
+def hash_ngram_buckets(config: BLTConfig, tokens: Tensor) -> dict[tuple[int, int], Tensor]:
+    """{(hash function f, n): bucket of the n-gram ending at each position [B, T]}, in the order of the BLT's
+    hash tables (f outer, n inner): the ids its embedding looks up, and the page's hash n-gram view shows."""
+    return {(f, n): hash_ngram_ids(tokens, n, HASH_PRIMES[f % len(HASH_PRIMES)], config.hash_vocab)
+            for f in range(config.hash_functions) for n in config.hash_ngram_sizes}
+
+
 def patch_window_mask(query_patch: Tensor, key_patch: Tensor, window: int | None) -> Tensor:
     """Cross-attention mask [B, 1, Q, K]: a query of patch j sees keys of patch j, or of j-window+1..j."""
     if window is None:
@@ -279,11 +286,8 @@ class BLT(nn.Module):
         """Byte embedding plus one hashed n-gram embedding per (hash function, n), summed in Meta's order in the
         compute dtype (tables kept in bf16 are cast right after the lookup)."""
         e = self.local_encoder.tok_embeddings(tokens)
-        tables = iter(self.encoder_hash_tok_embedding)
-        for f in range(self.config.hash_functions):
-            for n in self.config.hash_ngram_sizes:
-                ids = hash_ngram_ids(tokens, n, HASH_PRIMES[f % len(HASH_PRIMES)], self.config.hash_vocab)
-                e = e + next(tables)(ids).to(e.dtype)
+        for table, ids in zip(self.encoder_hash_tok_embedding, hash_ngram_buckets(self.config, tokens).values(), strict=True):
+            e = e + table(ids).to(e.dtype)
         return e
 
     @torch.no_grad()

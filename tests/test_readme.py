@@ -132,3 +132,13 @@ def test_the_speed_table_is_the_benchmark_result_with_its_machine():
     assert set(quoted) == set(measured) == {"1", "10", "100"}
     for size, row in quoted.items():
         assert row == pytest.approx(measured[size], rel=0.05, abs=0.005), size
+
+
+def test_noise_lab_numbers_are_the_committed_output():
+    """The README's noise-lab table is a verbatim slice of benchmarks/results/noise.txt, which benchmarks/noise_lab.py
+    wrote, and so is its collision count."""
+    committed = (ROOT / "benchmarks" / "results" / "noise.txt").read_text(encoding="utf-8").splitlines()
+    table = next(b for b in blocks("text") if "antspeak" in b).splitlines()
+    start = committed.index(table[0])
+    assert committed[start : start + len(table)] == table and len(table) == 2 + 6
+    assert committed[-1].split(": ", 1)[1] in README

@@ -39,3 +39,20 @@ def bpe_model_bpb(model: Callable[[Tensor], Tensor], tokenizer, data: bytes, win
         ids = torch.tensor([enc.ids[s : s + window + 1]], device=device)
         nats += float(F.cross_entropy(model(ids[:, :-1])[0].float(), ids[0, 1:], reduction="sum"))
     return nats / max(sum(len(t) for t in enc.tokens[1:]), 1) / math.log(2)
+
+
+BLT_WINDOW = 8192  # bytes per BLT pass: the entropy model's context, so patches are the ones it makes alone
+
+
+def blt_bpb(blt: torch.nn.Module, data: bytes) -> float:
+    """The BLT's bits per byte on `data`, teacher-forced: it patches each window with its own entropy model."""
+    if not data:
+        return float("nan")
+    return byte_model_bpb(blt, data, BLT_WINDOW, next(blt.parameters()).device)
+
+
+def baseline_bpb(baseline: torch.nn.Module, tokenizer, data: bytes) -> float:  # noqa: ANN001
+    """The BPE baseline's bits per byte on `data` (NaN for a text of one token: nothing is predicted)."""
+    if len(tokenizer.encode(data.decode("utf-8", errors="replace")).ids) < 2:
+        return float("nan")
+    return bpe_model_bpb(baseline, tokenizer, data, device=next(baseline.parameters()).device)
