@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -12,39 +11,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.devices import fast_bf16  # noqa: E402
+from model.devices import cpu_flags, cpu_model, fast_bf16  # noqa: E402
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def cpu_model() -> str:
-    for line in _cpuinfo().splitlines():
-        if line.startswith(("model name", "Model")):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> list[str]:
-    for line in _cpuinfo().splitlines():
-        if line.startswith(("flags", "Features")):
-            present = set(line.split(":", 1)[1].split())
-            return [f for f in SIMD_FLAGS if f in present]
-    return []
-
-
 def machine_line() -> str:
     """'CPU …, N cores, SIMD …, bf16 units yes/no, torch …, T threads, load …' (and the GPU, if any)."""
-    flags = cpu_flags()
+    flags = [f for f in SIMD_FLAGS if f in cpu_flags()]
     bf16 = "yes" if fast_bf16("cpu") else "no"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"machine: {cpu_model()}, {len(os.sched_getaffinity(0))} cores, SIMD {' '.join(flags) or 'none found'}, "
             f"bf16 units {bf16}; torch {torch.__version__}, {torch.get_num_threads()} threads{gpu}; load average {load}")
-
-
-def _cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.exists() else ""
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ compute dtype: half their memory, and exactly the numbers an all-fp32 model on t
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -34,12 +35,24 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo() -> str:
     path = Path("/proc/cpuinfo")
-    for line in (path.read_text() if path.exists() else "").splitlines():
+    return path.read_text() if path.exists() else ""
+
+
+def cpu_flags() -> set[str]:
+    for line in _cpuinfo().splitlines():
         if line.startswith(("flags", "Features")):
             return set(line.split(":", 1)[1].split())
     return set()
+
+
+def cpu_model() -> str:
+    """The CPU's name, as /proc/cpuinfo gives it ("AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+")."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith(("model name", "Model")):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def fast_bf16(device: str | torch.device) -> bool:
@@ -49,7 +62,7 @@ def fast_bf16(device: str | torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
-        return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+        return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
     return False
 
 

@@ -98,9 +98,9 @@ def test_blt_1b_needs_about_12_gb_on_a_cpu_and_9_in_bf16():
 
 
 def test_bf16_only_where_the_hardware_is_fast(monkeypatch):
-    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "fma"})
     assert not devices.fast_bf16("cpu") and devices.compute_dtype("cpu") == torch.float32
-    monkeypatch.setattr(devices, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert devices.fast_bf16("cpu") and devices.compute_dtype("cpu") == torch.bfloat16
     assert devices.available_memory("cpu") > 0
 

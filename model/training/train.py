@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
 import sys
 import time
@@ -35,7 +34,7 @@ from ..analysis.cost import blt_training_flops, lm_training_flops
 from ..baseline import BaselineConfig, BPEBaseline, save_baseline
 from ..blt import BLT, BLTConfig
 from ..bpe import train_tokenizer
-from ..devices import compute_dtype, default_device
+from ..devices import compute_dtype, cpu_model, default_device
 from ..entropy_model import EntropyModel, EntropyModelConfig
 from ..layers import TransformerConfig
 from ..loading import load_entropy_model, save_blt
@@ -283,7 +282,7 @@ def train(args: argparse.Namespace) -> dict:
         "command": "python -m model.training.train " + shlex.join(sys.argv[1:]), "corpus_sha256": corpus.manifest["corpus_sha256"],
         "steps": state["step"], "train_seconds": round(state["elapsed"]), "bytes_seen": state["bytes"],
         "train_flops": float(f"{state['flops']:.4g}"),
-        "device": f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        "device": f"{device.type} ({cpu_model()}, {torch.get_num_threads()} threads)"
                   if device.type == "cpu" else torch.cuda.get_device_name(device),
         "autocast": str(amp if amp != torch.float32 else None), "held_out_bpb": {k: round(v, 4) for k, v in per_source.items()},
         "held_out_bpb_by_group": {k: round(v, 4) for k, v in group_means(corpus, per_source).items()},
