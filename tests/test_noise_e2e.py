@@ -113,7 +113,7 @@ def test_api_noise_and_ngrams(server):
     assert clean["text"] == "clean" and noisy["bytes"] == 11 and noisy["global_steps_on_noise"] >= 1
     assert {"patches", "bytes_per_patch", "tokens", "bytes_per_token", "entropy_model_bpb", "blt_bpb",
             "baseline_bpb"} <= set(noisy)
-    with pytest.raises(Exception, match="unknown BLT model 'facebook/blt-1b'"):
-        client.predict("x", "drop", None, 0, "facebook/blt-1b", api_name="/noise")
+    with pytest.raises(Exception, match="unknown BLT '/etc'"):  # names from the page's lists only, never a path
+        client.predict("x", "drop", None, 0, "/etc", api_name="/noise")
     got = client.predict("abcabc", 5, api_name="/ngrams")
     assert got["records"][0]["same_at"] == [2] and got["summary"]["blt_1b_vocab"] == 500_002
