@@ -8,6 +8,7 @@ the web page and the benchmarks all call these two functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_BYTES = 100_000
 TOP_K = 5
+WINDOW_BYTES = 4096  # positions read at a time by `read_windows`
 
 
 @dataclass
@@ -113,6 +115,78 @@ def analyze_bytes(data: bytes, entropy_model: EntropyModel, bpe_tokenizer: objec
         if sum(bpe) != len(data):  # cut mid-character: the tokenizer saw U+FFFD, not the raw bytes
             bpe = None
     return Analysis(data, original, entropy_from_logits(logits).cpu(), top_i.cpu(), top_p.cpu(), nats.cpu(), bpe)
+
+
+def context_positions(entropy_model: EntropyModel) -> int:
+    """How far back a position's logits can look: with a sliding window w, each of L layers reaches w-1
+    positions further, so L·(w-1); without one, the whole context window."""
+    cfg = entropy_model.config
+    w = cfg.sliding_window
+    return cfg.max_seqlen if w is None else min(cfg.max_seqlen, cfg.n_layers * (w - 1))
+
+
+def common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if a[:mid] == b[:mid] else (lo, mid)
+    return lo
+
+
+@torch.no_grad()
+def read_windows(data: bytes, entropy_model: EntropyModel, window: int = WINDOW_BYTES,
+                 reuse: Analysis | None = None, original_bytes: int | None = None) -> Iterator[Analysis]:
+    """`analyze_bytes`, a window of positions at a time: yields the analysis of a growing prefix of `data`
+    (the last one is all of it), so a caller can show the first window at once and let others run between.
+
+    The numbers equal one whole pass: entropies are causal, so a position needs only the positions before it
+    in its context window (the context restarts every max_seqlen), and of those only the last
+    `context_positions`. Windows of one context run on a KV cache; where reading starts mid-context, that
+    much context is read first. `reuse`, an earlier analysis of a text that shares a prefix with `data`
+    (a complete one or a prefix yielded here), keeps its numbers before the first changed byte: typing at
+    the end reads only the new bytes (and their context), an edit in the middle only the bytes from it on.
+    """
+    original = len(data) if original_bytes is None else original_bytes
+    device = _device(entropy_model)
+    tokens = torch.tensor([BOS_ID] + [b + OFFSET for b in data], device=device)
+    T, seq = len(tokens), entropy_model.config.max_seqlen
+    entropies, nats = torch.empty(T), torch.empty(T - 1)
+    top_ids, top_probs = torch.empty(T, TOP_K, dtype=torch.long), torch.empty(T, TOP_K)
+    start = 0
+    if reuse is not None:  # positions before the first changed byte saw the same bytes; position d needs byte d
+        start = min(common_prefix(reuse.data, data), len(reuse.entropies) - 1)
+        entropies[:start], top_ids[:start], top_probs[:start] = (
+            reuse.entropies[:start], reuse.top_ids[:start], reuse.top_probs[:start])
+        nats[:start] = reuse.nats[:start]
+
+    def done(end: int) -> Analysis:  # positions [0, end) are read: the analysis of data[:end-1]
+        n = end - 1
+        return Analysis(data[:n], original if end == T else n, entropies[:end], top_ids[:end], top_probs[:end], nats[:n])
+
+    context = context_positions(entropy_model)
+    pos = start
+    while pos < T:
+        chunk = pos - pos % seq  # the context window holding pos; its positions count from 0
+        cache = entropy_model.new_cache()
+        lead = max(chunk, pos - context)
+        if lead < pos:
+            entropy_model.extend(tokens[None, lead:pos], lead - chunk, cache)
+        stop = min(T, chunk + seq)
+        while pos < stop:
+            end = min(stop, pos + window)
+            logits = entropy_model.extend(tokens[None, pos:end], pos - chunk, cache)[0].float()
+            logp = torch.log_softmax(logits, -1)
+            top_probs[pos:end], top_ids[pos:end] = (x.cpu() for x in logp.exp().topk(TOP_K, dim=-1))
+            entropies[pos:end] = entropy_from_logits(logits).cpu()
+            nxt = min(end, T - 1)
+            nats[pos:nxt] = -logp[: nxt - pos].gather(1, tokens[pos + 1 : nxt + 1, None]).squeeze(1).cpu()
+            pos = end
+            yield done(end)
+    if start >= T:
+        yield done(T)
 
 
 def _device(module: torch.nn.Module) -> torch.device:
