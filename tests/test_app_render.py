@@ -253,13 +253,22 @@ def test_chart_has_threshold_line_and_a_vertical_per_patch(em):
 
 
 class Counting(torch.nn.Module):
+    """An entropy model that counts its passes (a whole pass, or one window of a windowed reading)."""
+
     def __init__(self, inner: model.EntropyModel):
         super().__init__()
-        self.inner, self.calls = inner, 0
+        self.inner, self.calls, self.config = inner, 0, inner.config
 
     def forward(self, tokens):
         self.calls += 1
         return self.inner(tokens)
+
+    def new_cache(self):
+        return self.inner.new_cache()
+
+    def extend(self, tokens, start, cache):
+        self.calls += 1
+        return self.inner.extend(tokens, start, cache)
 
 
 def test_repatching_and_fitting_never_run_the_model(em, models):

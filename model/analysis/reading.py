@@ -17,10 +17,10 @@ from torch import Tensor
 
 from .. import patcher
 from ..bpe import token_byte_lengths
-from ..checks import check_text
+from ..checks import check_choice, check_stride, check_text
 from ..entropy_model import EntropyModel, entropy_from_logits
 from ..patcher import PatchingConfig
-from ..tokenizer import BOS_ID, OFFSET, byte_glyph, encode, ids_to_bytes
+from ..tokenizer import BOS_ID, OFFSET, byte_glyph, utf8_char_spans
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -92,11 +92,14 @@ class Segmentation:
 def analyze(text: str, entropy_model: EntropyModel, max_bytes: int | None = DEFAULT_MAX_BYTES,
             bpe_tokenizer: object | None = None) -> Analysis:
     """Run the entropy model over `text` (its first max_bytes bytes; the result says when it was cut)."""
-    data = ids_to_bytes(encode(check_text(text), add_bos=False))
-    original = len(data)
-    if max_bytes is not None and original > max_bytes:
-        data = data[:max_bytes]
+    data, original = text_bytes(text, max_bytes)
     return analyze_bytes(data, entropy_model, bpe_tokenizer, original)
+
+
+def text_bytes(text: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[bytes, int]:
+    """The UTF-8 bytes to analyse (the first max_bytes) and the length of the whole text, after `check_text`."""
+    data = check_text(text).encode("utf-8")
+    return (data if max_bytes is None else data[:max_bytes]), len(data)
 
 
 @torch.no_grad()
@@ -194,6 +197,7 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 
 SCHEMES = ("entropy", "monotonic", "static", "space", "bpe", "byte")
+PATCH_SCHEMES = tuple(x for x in SCHEMES if x != "bpe")  # the schemes that need nothing but the bytes
 
 
 def segment(analysis: Analysis, scheme: str = "entropy", threshold: float = patcher.DEFAULT_THRESHOLD,
@@ -203,12 +207,12 @@ def segment(analysis: Analysis, scheme: str = "entropy", threshold: float = patc
     `threshold` is the global threshold (nats) for "entropy", the relative one for "monotonic".
     Patches are reported over the text's bytes: BOS's own patch is left out.
     """
-    if scheme == "bpe":
-        if analysis.bpe_lengths is None:
-            raise ValueError("no BPE tokenizer was given to analyze()")
+    if scheme == "bpe" and analysis.bpe_lengths is not None:
         return Segmentation("bpe", _spans(analysis.bpe_lengths))
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    check_choice(scheme, PATCH_SCHEMES, "scheme (BPE tokens need a tokenizer: see the comparison of schemes)"
+                 if scheme == "bpe" else "scheme")
+    if scheme == "static":
+        check_stride(stride)
     mode = {"monotonic": "entropy"}.get(scheme, scheme)
     cfg = PatchingConfig(mode, threshold, monotonicity=scheme == "monotonic", patch_size=stride,
                          max_patch_length=max_patch_length)
@@ -236,22 +240,35 @@ def solve_threshold(analysis: Analysis, target_patch_size: float, monotonic: boo
 
 
 def rows(analysis: Analysis, seg: Segmentation) -> list[dict]:
-    """One record per byte of the text: the CLI's table and the web page's CSV/JSON download."""
+    """One record per byte of the text: the CLI's table and the web page's CSV/JSON download. `char` is the
+    character a byte begins ("" on the bytes that continue it, so the column joins back into the text);
+    `glyph` is how the page draws the byte (⋅ for a space, <E5> for a byte of a cut character)."""
     unit = seg.unit_of_byte()
     starts = set(seg.starts)
     ent = analysis.byte_entropies.tolist()
-    return [{"byte": i, "hex": f"{b:02x}", "char": byte_glyph(b + OFFSET), "entropy_nats": round(ent[i], 6),
-             "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i], "starts_patch": i in starts}
-            for i, b in enumerate(analysis.data)]
+    chars = [""] * len(analysis.data)
+    for a, b in utf8_char_spans(analysis.data):
+        chars[a] = analysis.data[a:b].decode("utf-8", errors="backslashreplace")
+    return [{"byte": i, "hex": f"{b:02x}", "char": chars[i], "glyph": byte_glyph(b + OFFSET),
+             "entropy_nats": round(ent[i], 6), "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i],
+             "starts_patch": i in starts} for i, b in enumerate(analysis.data)]
+
+
+def unit_record(data: bytes, start: int, end: int) -> dict:
+    """A patch or token exactly: its bytes in hex, and its text, where the bytes of a character that a
+    boundary cuts are marked as \\xNN escapes (never replaced by U+FFFD)."""
+    return {"start": start, "end": end, "hex": data[start:end].hex(),
+            "text": data[start:end].decode("utf-8", errors="backslashreplace")}
 
 
 def report(analysis: Analysis, seg: Segmentation) -> dict:
-    """The machine-readable result (CLI --json, the page's JSON download, the API): summary, bytes, patches."""
+    """The machine-readable result (CLI --json, the page's JSON download, the API): summary, bytes, patches
+    (numbered from 0, as everywhere)."""
     summary = {"bytes": len(analysis.data), "truncated_from": analysis.original_bytes if analysis.truncated else None,
                "mode": seg.scheme, "threshold_nats": seg.threshold, "patches": seg.units,
                "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
-    spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
-    return {"summary": summary, "bytes": rows(analysis, seg), "patches": spans}
+    return {"summary": summary, "bytes": rows(analysis, seg),
+            "patches": [unit_record(analysis.data, s, e) for s, e in seg.spans]}
 
 
 def bpe_segmentation(analysis: Analysis, tokenizer: Tokenizer) -> Segmentation:
