@@ -136,6 +136,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     generators = Generators(blt, baseline)
     stops: dict[str, threading.Event] = {}
     closed: set[str] = set()  # sessions whose page was closed during a generation
+    uploaded: dict[str, str] = {}  # a session's note on the file it uploaded, shown with its analysis
     missing: dict[str, str] = {}
     if bpe_tokenizers is None:
         bpe_tokenizers, missing = load_bpe_tokenizers()
@@ -180,7 +181,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if not text or not text.strip():
             yield (gr.update(visible=False), render.message(HINT), "", "", None, None, "")
             return
-        shown, reading = 0.0, None
+        shown, reading, note = 0.0, None, uploaded.pop(request.session_hash, "")
         try:
             s = settings(threshold, rise, stride)
             for reading in readings(text, name, request.session_hash):
@@ -192,7 +193,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                     shown = time.perf_counter()
                 n = len(reading.analysis.data)
                 pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
-                yield (pager, *view_outputs(explorer.view(reading, s)))
+                yield (pager, *view_outputs(explorer.view(reading, s, note)))
         except (ValueError, CheckpointError) as e:
             yield (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
 
@@ -251,8 +252,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         for out in analyse(text, name, theta, rise, stride, request, progress):
             yield (name, gr.skip(), theta, *out)
 
-    def load_file(path: str | None) -> tuple:
-        """The file's text into the text box (which analyses it); the upload box is emptied for the next file."""
+    def load_file(path: str | None, request: gr.Request) -> tuple:
+        """The file's text into the text box (which analyses it, showing the file's note with the result); the
+        upload box is emptied for the next file."""
         if path is None:
             return gr.skip(), gr.skip(), gr.skip()
         name, data = Path(path).name, Path(path).read_bytes()
@@ -260,7 +262,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             text, note = explorer.decode_upload(data, name)
         except ValueError as e:
             return gr.skip(), render.message(str(e), "error"), None
-        return text, render.message(f"Loaded {name} ({len(data):,} bytes). {note}".strip(), "warn" if note else "info"), None
+        uploaded[request.session_hash] = f"Loaded {name} ({len(data):,} bytes). {note}".strip()
+        return text, render.message(uploaded[request.session_hash]), None
 
     def export(threshold: float, rise: float, stride: float, request: gr.Request) -> tuple:
         reading = session_reading(request)
@@ -358,6 +361,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             stops[request.session_hash].set()
         runs.end(request.session_hash)
         kept.drop(request.session_hash)
+        uploaded.pop(request.session_hash, None)
         trimmer.touch()
 
     def api_generate(prompt: str, max_new_bytes: int = generation.DEFAULT_NEW_BYTES, temperature: float = 0.0,
