@@ -330,13 +330,10 @@ def test_8_numbering_and_wording(page, server):
     from gradio_client import Client
 
     analyse(page, "The famous composer from Salzburg known as Mozart.")
-    page.get_by_text("Patch table").click()
-    page.wait_for_selector("#blt-table table")
-    first = page.locator("#blt-table tbody tr").first.locator("td").first.inner_text()
-    assert first.strip() == "0"
-    page.get_by_text("Patch table").click()
     out = Client(server[0], verbose=False).predict("The famous composer", api_name="/analyze")
     assert out["bytes"][0]["patch"] == 0
+    reading = explorer.read("The famous composer", tiny_models()[0], "tiny", {})
+    assert explorer.table(reading, explorer.Settings())["patch"].tolist()[0] == 0  # the page's patch table
     gen(page, "Mozart", 16)
     wait_notice(page, "Done", "#gen-notice")
     projection = page.inner_text("#gen-projection")
