@@ -51,6 +51,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 SHIPPED = "shipped (assets/blt)"
 META_MODELS = ("facebook/blt-entropy", "facebook/blt-1b")
 MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
+READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
 PARTIAL_EVERY_S = 1.5  # a long text's view is redrawn this often while it is read (and after its first window)
 GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
@@ -154,7 +155,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         (session None) reads each request whole."""
         run = runs.start(session) if session else 0
         parts = explorer.readings(text, models.get(name), name, bpe_tokenizers, missing, max_bytes,
-                                  kept.get(session) if session else None)
+                                  kept.get(session) if session else None, READ_WINDOW_BYTES)
         while not session or runs.current(session, run):
             trimmer.touch()
             with turns.turn():
