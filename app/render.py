@@ -1,9 +1,10 @@
 """HTML for the explorer: the text coloured by entropy with patch marks, the legend, the summary and the
 comparison of patching schemes. The page only draws what `model.analysis` computed.
 
-Everything pasted is data. Every character, glyph and tooltip goes through `html.escape`; hover details
+Everything pasted is data. Every character, glyph and tooltip goes through `html.escape`; a cell's details
 are data-* attributes that CSS draws with attr(), which always yields text, never markup; nothing the user
-typed reaches JavaScript.
+typed reaches JavaScript. Cells are focusable, so the details open on hover, on a click or tap and from the
+keyboard (Tab), pinned to the bottom of the window so that no cell's details run off it.
 
 A character is drawn whole when it lies inside one patch. When a patch boundary cuts a multi-byte UTF-8
 character, each of its bytes is drawn on its own as hex (<C3>), so no byte is ever dropped.

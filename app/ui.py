@@ -180,6 +180,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         """A new text: the model reads it once, window by window; the first window's view shows at once and
         fills in as the rest arrives. The view starts at byte 0."""
         if not text or not text.strip():
+            kept.drop(request.session_hash)  # the knobs have nothing to re-cut
             yield (gr.update(visible=False), render.message(HINT), "", "", None, None, "")
             return
         shown, reading, note = 0.0, None, uploaded.pop(request.session_hash, "")
