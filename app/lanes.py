@@ -2,8 +2,8 @@
 
 A long text is read a window at a time (`model.analysis.reading.read_windows`), and each window takes one
 turn; turns are served first come, first served, so a short text that arrives while a long one is read
-waits for one window at most, not for the whole text. A new edit, a Stop or a closed page ends a session's
-run between two windows. Readings are kept per session within a byte budget, the least recently used
+waits for one window at most, not for the whole text. A new edit or a closed page ends a session's run
+between two windows. Readings are kept per session within a byte budget, the least recently used
 dropped first, so memory stays bounded whatever visitors do.
 """
 
@@ -45,24 +45,22 @@ class Turns:
 
 
 class Runs:
-    """The latest run of each session: starting a run, or ending the session's runs, makes older ones stale,
-    and a stale run stops at its next window."""
+    """The text each session wants read now (the text box's latest value): a run for any other text is stale
+    and stops at its next window. Comparing texts, not counting runs, means an edit that reaches the server
+    after the run for it has started does not stop that run."""
 
     def __init__(self):
-        self._latest: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._wanted: dict[str, int | None] = {}
 
-    def start(self, session: str) -> int:
-        with self._lock:
-            self._latest[session] = run = self._latest.get(session, 0) + 1
-            return run
+    def want(self, session: str, text: str) -> None:
+        self._wanted[session] = hash(text)
 
-    def current(self, session: str, run: int) -> bool:
-        return self._latest.get(session) == run
+    def current(self, session: str, text: str) -> bool:
+        return self._wanted.get(session, hash(text)) == hash(text)
 
     def end(self, session: str) -> None:
-        with self._lock:
-            self._latest[session] = self._latest.get(session, 0) + 1
+        """The page closed: every run of the session is stale."""
+        self._wanted[session] = None
 
 
 def reading_bytes(r: Reading) -> int:

@@ -151,12 +151,13 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
 
     def readings(text: str, name: str, session: str | None) -> Iterator[Reading]:
         """`text` read a window per turn of the model, so other sessions' windows run between. A page session
-        reuses its last reading, keeps the newest, and stops when it starts another run or closes; the API
+        reuses its last reading, keeps the newest, and stops when its text box changes or the page closes; the API
         (session None) reads each request whole."""
-        run = runs.start(session) if session else 0
+        if session:
+            runs.want(session, text)
         parts = explorer.readings(text, models.get(name), name, bpe_tokenizers, missing, max_bytes,
                                   kept.get(session) if session else None, READ_WINDOW_BYTES)
-        while not session or runs.current(session, run):
+        while not session or runs.current(session, text):
             trimmer.touch()
             with turns.turn():
                 reading = next(parts, None)
@@ -181,6 +182,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         fills in as the rest arrives. The view starts at byte 0."""
         if not text or not text.strip():
             kept.drop(request.session_hash)  # the knobs have nothing to re-cut
+            runs.want(request.session_hash, text)
             yield (gr.update(visible=False), render.message(HINT), "", "", None, None, "")
             return
         shown, reading, note = 0.0, None, uploaded.pop(request.session_hash, "")
@@ -199,9 +201,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         except (ValueError, CheckpointError) as e:
             yield (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
 
-    def edited(request: gr.Request) -> None:
-        """The text changed: the session's run in progress stops at its next window (a new one is queued)."""
-        runs.end(request.session_hash)
+    def edited(text: str, request: gr.Request) -> None:
+        """The text changed: a run for an older text stops at its next window (the new one is queued)."""
+        runs.want(request.session_hash, text)
 
     def session_reading(request: gr.Request) -> Reading | None:
         return kept.get(request.session_hash)
@@ -485,7 +487,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         analyse_io = dict(fn=analyse, inputs=[text, active, threshold, rise, stride], outputs=[view_from, *views],
                           show_progress="minimal", **model_run)
         demo.load(**analyse_io).then(**table_io)
-        text.change(edited, None, None, queue=False, api_visibility="private")
+        text.change(edited, text, None, queue=False, api_visibility="private")
         text.change(**{**analyse_io, "trigger_mode": "always_last"}).then(**table_io)
         run.click(**analyse_io).then(**table_io)
         upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")

@@ -115,6 +115,11 @@ def mixed_use(browser, url: str, sessions: int = 5, runs: int = 10) -> float:
     return peak
 
 
+def say(lines: list[str], *new: str) -> None:
+    lines += new
+    print(*new, sep="\n", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--idle", type=float, default=60.0)
@@ -122,8 +127,9 @@ def main() -> None:
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
-    lines = [f"BLT Explorer page under shared use ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", machine_line()]
-    lines.append("(the 2-core machine is shared with other jobs: a load average above 2 means the numbers are slowed "
+    lines: list[str] = []
+    say(lines, f"BLT Explorer page under shared use ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", machine_line(),
+        "(the 2-core machine is shared with other jobs: a load average above 2 means the numbers are slowed "
                  "by them)")
     demo = build_app()
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **LAUNCH)
@@ -143,11 +149,11 @@ def main() -> None:
             baseline = rss_mb()
 
             alone, during, ratio, long_s = fairness(url)
-            lines += ["", f"fairness: a {SHORT_BYTES}-byte text alone {alone:.3f} s; while a {LONG_BYTES // 1000} KB text "
+            say(lines, "", f"fairness: a {SHORT_BYTES}-byte text alone {alone:.3f} s; while a {LONG_BYTES // 1000} KB text "
                       f"is read in another session {during:.3f} s: ratio {ratio:.2f}× (goal ≤ 3×; medians of 5, "
-                      f"same run); the 100 KB text took {long_s:.1f} s"]
+                      f"same run); the 100 KB text took {long_s:.1f} s")
             first, whole = first_window(pg, sample(LONG_BYTES))
-            lines.append(f"first window: a pasted {LONG_BYTES // 1000} KB text shows its first window after {first:.2f} s "
+            say(lines, f"first window: a pasted {LONG_BYTES // 1000} KB text shows its first window after {first:.2f} s "
                          f"(goal ≤ 2 s); all of it after {whole:.1f} s")
             pg.context.close()
 
@@ -155,16 +161,15 @@ def main() -> None:
             time.sleep(args.idle)
             after = rss_mb()
             browser.close()
-        lines += [f"memory: baseline {baseline:.0f} MB (models loaded, one analysis and one generation); peak seen "
+        say(lines, f"memory: baseline {baseline:.0f} MB (models loaded, one analysis and one generation); peak seen "
                   f"{peak:.0f} MB (process high-water mark {rss_mb('VmHWM'):.0f} MB) during 50 mixed runs from 5 page sessions "
                   f"(40 analyses of 0.5-100 KB, 10 generations of 64 bytes); {after:.0f} MB after {args.idle:.0f} s idle: "
                   f"+{after - baseline:.0f} MB over the baseline, bound +{MEMORY_BOUND_MB:.0f} MB "
                   f"(readings' budget {lanes.READINGS_BUDGET // 2**20} MB + 300 MB) "
-                  f"{'kept' if after - baseline <= MEMORY_BOUND_MB else 'EXCEEDED'}"]
+                  f"{'kept' if after - baseline <= MEMORY_BOUND_MB else 'EXCEEDED'}")
     finally:
         demo.close()
     text = "\n".join(lines) + "\n"
-    print(text)
     args.out.write_text(text, encoding="utf-8")
 
 
