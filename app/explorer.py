@@ -188,6 +188,12 @@ def notice(reading: Reading) -> str:
                           f"{reading.model_seconds * 1000:.0f} ms.")
 
 
+def progress_view(reading: Reading, s: Settings) -> tuple[str, str]:
+    """The notice and the headline numbers of a reading still under way: cheap enough to redraw as the text is
+    read (the text, the charts and the comparison are drawn for the first window and again at the end)."""
+    return notice(reading), render.summary_view(reading.analysis, patches(reading, s), None, "BPE")
+
+
 def view(reading: Reading, s: Settings, extra: str = "") -> View:
     """Cut the reading by every scheme and draw the page (no model run)."""
     return draw(reading, s, schemes(reading, s), extra)

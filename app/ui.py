@@ -52,7 +52,7 @@ SHIPPED = "shipped (assets/blt)"
 META_MODELS = ("facebook/blt-entropy", "facebook/blt-1b")
 MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
 READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
-PARTIAL_EVERY_S = 1.5  # a long text's view is redrawn this often while it is read (and after its first window)
+PARTIAL_EVERY_S = 1.5  # while a long text is read, its progress and numbers are redrawn this often
 GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
 EXPORTS_KEPT = 16  # export folders kept on disk (older ones are removed); each chart embeds plotly (~5 MB)
@@ -185,17 +185,19 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             runs.want(request.session_hash, text)
             yield (gr.update(visible=False), render.message(HINT), "", "", None, None, "")
             return
-        shown, reading, note = 0.0, None, uploaded.pop(request.session_hash, "")
+        shown, note = None, uploaded.pop(request.session_hash, "")
         try:
             s = settings(threshold, rise, stride)
             for reading in readings(text, name, request.session_hash):
+                n = len(reading.analysis.data)
                 if reading.unread:
-                    n = len(reading.analysis.data)
                     progress(n / (n + reading.unread), desc="Reading the text with the entropy model")
-                    if time.perf_counter() - shown < PARTIAL_EVERY_S:
+                    if shown is not None:  # later windows: only the notice and the numbers (the rest is heavy)
+                        if time.perf_counter() - shown >= PARTIAL_EVERY_S:
+                            shown = time.perf_counter()
+                            yield (gr.skip(), *explorer.progress_view(reading, s), *[gr.skip()] * 4)
                         continue
                     shown = time.perf_counter()
-                n = len(reading.analysis.data)
                 pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
                 yield (pager, *view_outputs(explorer.view(reading, s, note)))
         except (ValueError, CheckpointError) as e:

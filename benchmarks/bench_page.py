@@ -13,6 +13,7 @@ memory        the server's resident memory after 50 mixed analyses and generatio
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
 import statistics
@@ -77,14 +78,17 @@ def fairness(url: str, repeats: int = 5) -> tuple[float, float, float, float]:
     return alone, statistics.median(during), statistics.median(during) / alone, time.perf_counter() - started
 
 
-def first_window(pg, text: str) -> tuple[float, float]:
-    """(seconds until the first window shows, seconds until the whole text shows) after pasting `text`."""
+def first_window(pg, text: str) -> tuple[float, float, float]:
+    """(seconds the browser takes to put `text` in the box, then until its first window shows, then until the
+    whole text shows)."""
     start = time.perf_counter()
     pg.fill("#blt-input textarea", text)
+    filled = time.perf_counter() - start
+    start = time.perf_counter()
     pg.wait_for_function("() => document.querySelector('#blt-notice').textContent.includes('Reading the text')")
     first = time.perf_counter() - start
     pg.wait_for_function("n => document.querySelector('#blt-bytes')?.textContent === n", arg=f"{len(text.encode()):,}")
-    return first, time.perf_counter() - start
+    return filled, first, time.perf_counter() - start
 
 
 def mixed_use(browser, url: str, sessions: int = 5, runs: int = 10) -> float:
@@ -94,7 +98,7 @@ def mixed_use(browser, url: str, sessions: int = 5, runs: int = 10) -> float:
         pg.set_default_timeout(300_000)
         pg.goto(url)
         pg.wait_for_selector("#blt-patches")
-    sizes = [1_000, 5_000, 20_000, 100_000, 2_000, 50_000, 10_000, 500]
+    sizes = [1_000, 5_000, 20_000, 50_000, 2_000, 10_000, 500, 3_000]
     peak = 0.0
     for r in range(runs):
         for s, pg in enumerate(pages):
@@ -152,9 +156,9 @@ def main() -> None:
             say(lines, "", f"fairness: a {SHORT_BYTES}-byte text alone {alone:.3f} s; while a {LONG_BYTES // 1000} KB text "
                       f"is read in another session {during:.3f} s: ratio {ratio:.2f}× (goal ≤ 3×; medians of 5, "
                       f"same run); the 100 KB text took {long_s:.1f} s")
-            first, whole = first_window(pg, sample(LONG_BYTES))
-            say(lines, f"first window: a pasted {LONG_BYTES // 1000} KB text shows its first window after {first:.2f} s "
-                         f"(goal ≤ 2 s); all of it after {whole:.1f} s")
+            filled, first, whole = first_window(pg, sample(LONG_BYTES))
+            say(lines, f"first window: once a {LONG_BYTES // 1000} KB text is in the box (Chromium's fill took {filled:.1f} s), "
+                       f"its first window shows after {first:.2f} s (goal ≤ 2 s); all of it after {whole:.1f} s")
             pg.context.close()
 
             peak = mixed_use(browser, url)
@@ -163,12 +167,13 @@ def main() -> None:
             browser.close()
         say(lines, f"memory: baseline {baseline:.0f} MB (models loaded, one analysis and one generation); peak seen "
                   f"{peak:.0f} MB (process high-water mark {rss_mb('VmHWM'):.0f} MB) during 50 mixed runs from 5 page sessions "
-                  f"(40 analyses of 0.5-100 KB, 10 generations of 64 bytes); {after:.0f} MB after {args.idle:.0f} s idle: "
+                  f"(40 analyses of 0.5-50 KB, 10 generations of 64 bytes); {after:.0f} MB after {args.idle:.0f} s idle: "
                   f"+{after - baseline:.0f} MB over the baseline, bound +{MEMORY_BOUND_MB:.0f} MB "
                   f"(readings' budget {lanes.READINGS_BUDGET // 2**20} MB + 300 MB) "
                   f"{'kept' if after - baseline <= MEMORY_BOUND_MB else 'EXCEEDED'}")
     finally:
         demo.close()
+    say(lines, f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     text = "\n".join(lines) + "\n"
     args.out.write_text(text, encoding="utf-8")
 
