@@ -3,9 +3,11 @@ it for any settings. The web page, the API endpoints and the benchmark all go th
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +19,17 @@ from model.analysis.bpb import baseline_bpb, blt_bpb
 from model.analysis.reading import (
     Analysis,
     Segmentation,
-    analyze,
     bpe_segmentation,
+    read_windows,
     report,
     rows,
     segment,
     solve_threshold,
+    text_bytes,
 )
 from model.baseline import BPEBaseline
 from model.blt import BLT
+from model.checks import MAX_STRIDE, MAX_THRESHOLD_BITS
 from model.entropy_model import EntropyModel
 from model.patcher import DEFAULT_THRESHOLD
 
@@ -62,6 +66,7 @@ class Reading:
     bpe_missing: dict[str, str] = field(default_factory=dict)
     model_seconds: float = 0.0
     models_bpb: tuple[float | None, float | None, str] = (None, None, "")  # BLT, baseline, what they read
+    unread: int = 0  # bytes still to read: a first part of the text, shown while the rest arrives
 
 
 @dataclass
@@ -82,17 +87,46 @@ def read(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: di
     """Run the entropy model once over the text (its first max_bytes) and tokenise it with each BPE tokenizer;
     with `models` (a BLT, the baseline and its tokenizer) also score it with both, on its first BPB_BYTES.
     Raises ValueError for empty text."""
-    start = time.perf_counter()
-    analysis = analyze(text, entropy_model, max_bytes)
-    seconds = time.perf_counter() - start
-    reading = Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
-    if models is not None:
-        blt, baseline, tokenizer = models
-        data = analysis.data[:BPB_BYTES]
-        data = data[: len(data.decode("utf-8", errors="ignore").encode())]  # whole characters for the tokenizer
-        note = f" (its first {len(data):,} bytes)" if len(data) < len(analysis.data) else ""
-        reading.models_bpb = (blt_bpb(blt, data), baseline_bpb(baseline, tokenizer, data), note)
+    *_, reading = readings(text, entropy_model, model_name, tokenizers, missing, max_bytes, models=models)
     return reading
+
+
+def readings(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: dict[str, Tokenizer],
+             missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES, reuse: Reading | None = None,
+             window: int | None = None, models: tuple[BLT, BPEBaseline, Tokenizer] | None = None) -> Iterator[Reading]:
+    """`read`, a window at a time: a reading of the first part after each window (with `unread` bytes to go),
+    the whole reading last (scored by `models`, as in `read`). `reuse`, the session's previous reading, keeps its
+    numbers before the first changed byte. The text is checked at this call."""
+    data, original = text_bytes(text, max_bytes)
+    prior = reuse.analysis if reuse is not None and reuse.model == model_name else None
+    windows = read_windows(data, entropy_model, *([window] if window else []), reuse=prior, original_bytes=original)
+    return _readings(windows, len(data), model_name, tokenizers, missing, models)
+
+
+def _readings(windows: Iterator, n: int, model_name: str, tokenizers: dict[str, Tokenizer],
+              missing: dict[str, str] | None, models: tuple[BLT, BPEBaseline, Tokenizer] | None) -> Iterator[Reading]:
+    seconds = 0.0
+    while True:
+        start = time.perf_counter()
+        analysis = next(windows, None)
+        if analysis is None:
+            return
+        seconds += time.perf_counter() - start
+        if len(analysis.data) < n:
+            yield Reading(analysis, model_name, model_seconds=seconds, unread=n - len(analysis.data))
+        else:
+            reading = Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
+            if models is not None:
+                reading.models_bpb = scores(analysis.data, *models)
+            yield reading
+
+
+def scores(data: bytes, blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer) -> tuple[float, float, str]:
+    """The BLT's and the baseline's bits per byte on the text's first BPB_BYTES (whole characters), once per text."""
+    part = data[:BPB_BYTES]
+    part = part[: len(part.decode("utf-8", errors="ignore").encode())]  # whole characters for the tokenizer
+    note = f" (its first {len(part):,} bytes)" if len(part) < len(data) else ""
+    return blt_bpb(blt, part), baseline_bpb(baseline, tokenizer, part), note
 
 
 def tokenize(analysis: Analysis, tokenizers: dict[str, Tokenizer]) -> dict[str, Segmentation]:
@@ -130,17 +164,39 @@ def counts(cut: list[tuple[str, Segmentation | None, str]]) -> list[dict]:
 
 
 def fit(reading: Reading, target: float) -> tuple[Settings, str]:
-    """Settings whose entropy schemes and stride give `target` bytes per patch on this text, and a note."""
-    theta, reached = solve_threshold(reading.analysis, target)
-    rise, rise_reached = solve_threshold(reading.analysis, target, monotonic=True)
-    s = Settings(theta / LN2, rise / LN2, max(1, round(target)))
-    return s, (f"Fitted to {target:g} bytes per patch: θ = {s.threshold_bits:.3f} bits gives {reached:.2f}; "
-               f"monotonic rise {s.rise_bits:.3f} bits gives {rise_reached:.2f}; static stride {s.stride}.")
+    """Settings whose entropy schemes and stride give `target` bytes per patch on this text, and a note. Each
+    stays inside its control's range; a target the text cannot reach is said so."""
+    a = reading.analysis
+    theta, _ = solve_threshold(a, target)
+    rise, _ = solve_threshold(a, target, monotonic=True)
+    s = Settings(_within(theta / LN2, 0.0, MAX_THRESHOLD_BITS), _within(rise / LN2, 0.0, MAX_THRESHOLD_BITS),
+                 _within(round(target), 1, MAX_STRIDE))
+    reached = segment(a, "entropy", s.threshold_bits * LN2).bytes_per_unit
+    rise_reached = segment(a, "monotonic", s.rise_bits * LN2).bytes_per_unit
+    note = (f"Fitted to {plural(target, 'byte')} per patch: θ = {s.threshold_bits:.3f} bits gives {reached:.2f}; "
+            f"monotonic rise {s.rise_bits:.3f} bits gives {rise_reached:.2f}; static stride {s.stride}"
+            f"{f' (the largest, {MAX_STRIDE})' if round(target) > MAX_STRIDE else ''}.")
+    if abs(reached - target) > max(0.5, 0.1 * target):
+        note += (f" {plural(target, 'byte')} per patch is out of reach on this text: the nearest θ in 0–"
+                 f"{MAX_THRESHOLD_BITS} bits gives {reached:.2f}.")
+    return s, note
+
+
+def _within(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+def plural(n: float, unit: str) -> str:
+    return f"{n:g} {unit}{'s' * (n != 1)}"
 
 
 def notice(reading: Reading) -> str:
     """What the reader must know about this result: that the text was cut, or the model in use."""
     a = reading.analysis
+    if reading.unread:
+        total = len(a.data) + reading.unread
+        return render.message(f"Reading the text: the first {len(a.data):,} of {total:,} bytes so far "
+                              f"({100 * len(a.data) // total}%); the rest fills in as it arrives.", "warn")
     if a.truncated:
         return render.message(
             f"This text is {a.original_bytes:,} bytes; the size cap is {len(a.data):,} bytes, so everything below "
@@ -148,6 +204,12 @@ def notice(reading: Reading) -> str:
             "warn")
     return render.message(f"Entropy model: {reading.model} \u00b7 {len(a.data):,} bytes read in "
                           f"{reading.model_seconds * 1000:.0f} ms.")
+
+
+def progress_view(reading: Reading, s: Settings) -> tuple[str, str]:
+    """The notice and the headline numbers of a reading still under way: cheap enough to redraw as the text is
+    read (the text, the charts and the comparison are drawn for the first window and again at the end)."""
+    return notice(reading), render.summary_view(reading.analysis, patches(reading, s), None, "BPE")
 
 
 def view(reading: Reading, s: Settings, extra: str = "") -> View:
@@ -186,17 +248,36 @@ def export(reading: Reading, s: Settings, folder: Path) -> list[Path]:
     doc["summary"].update(model=reading.model, threshold_bits=round(s.threshold_bits, 6))
     doc["schemes"] = counts(cut)
     js.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    plots.entropy_chart(a, main, s.threshold_bits).write_html(chart, include_plotlyjs="cdn")
+    plots.entropy_chart(a, main, s.threshold_bits).write_html(chart, include_plotlyjs=True)  # works offline
     return [csv, js, chart]
 
 
-def decode_upload(data: bytes, name: str) -> str:
-    """The text of an uploaded file; a ValueError that says what is wrong for anything but UTF-8 text."""
+BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]  # UTF-32 LE's BOM starts as UTF-16 LE's
+
+
+def decode_upload(data: bytes, name: str) -> tuple[str, str]:
+    """The text of an uploaded file and a note on its encoding. UTF-8 is read as it is; a byte-order mark names
+    UTF-8, UTF-16 or UTF-32; other bytes are read as Latin-1 when they can only be Latin-1 text (no NUL, no
+    C1 control), with a notice. Anything else is refused with a ValueError that says why."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), f"{name} is {encoding.upper().replace('-SIG', '')} (byte-order mark): decoded."
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{name} starts with a {encoding.upper()} byte-order mark, but byte {e.start} "
+                                 f"is not valid {encoding.upper()}: the file is damaged.") from e
+    if 0 in data:
+        raise ValueError(f"{name} holds a NUL byte at offset {data.index(0)}: it looks like a binary file (or "
+                         "UTF-16/32 text without a byte-order mark). Upload text saved as UTF-8.")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8"), ""
     except UnicodeDecodeError as e:
-        raise ValueError(f"{name} is not UTF-8 text (byte 0x{data[e.start]:02X} at offset {e.start} is not valid "
-                         "UTF-8): it looks like a binary file. Upload a .txt, .md, .py or .json file saved as UTF-8.") from e
-    if data.count(0) > max(1, len(data) // 100):  # UTF-16 text and binary formats are full of NUL bytes
-        raise ValueError(f"{name} is full of NUL bytes: it looks like a binary or UTF-16 file. Save it as UTF-8 text.")
-    return text
+        bad = e.start
+    c1 = next((i for i, b in enumerate(data) if 0x80 <= b < 0xA0), None)
+    if c1 is not None:
+        raise ValueError(f"{name} is not UTF-8 (byte 0x{data[bad]:02X} at offset {bad}), and byte 0x{data[c1]:02X} "
+                         f"at offset {c1} is a control character in Latin-1, so its encoding is unclear (Windows-1252? "
+                         "binary?). Save it as UTF-8.")
+    return data.decode("latin-1"), (f"{name} is not UTF-8 (byte 0x{data[bad]:02X} at offset {bad}); "
+                                    "it was read as Latin-1 (ISO 8859-1): check that the text looks right.")

@@ -27,6 +27,7 @@ from model.analysis.reading import Segmentation, analyze_bytes
 from model.baseline import BPEBaseline
 from model.blt import BLT
 from model.bpe import LLAMA3, ByteLevelTokens
+from model.checks import check_max_new_bytes, check_sampling, check_seed, check_text
 from model.generate import (
     BASELINE,
     GLOBAL_TRANSFORMER,
@@ -63,19 +64,20 @@ class Request:
     count_flops: bool = False
 
     def check(self) -> Request:
-        if not isinstance(self.prompt, str):
-            raise ValueError(f"the prompt must be text, got {type(self.prompt).__name__}")
-        n = self.max_new_bytes
-        if isinstance(n, float) and n.is_integer():
-            n = int(n)
-        if not (isinstance(n, int) and 1 <= n <= MAX_NEW_BYTES):
-            raise ValueError(f"the length must be a whole number of bytes from 1 to {MAX_NEW_BYTES}, got {n!r}")
-        top_k = None if self.top_k in (None, 0) else self.top_k
-        if isinstance(top_k, float) and top_k.is_integer():
-            top_k = int(top_k)
-        top_p = None if self.top_p in (None, 1, 1.0) else float(self.top_p)
-        seed = None if self.seed is None or (isinstance(self.seed, float) and math.isnan(self.seed)) else int(self.seed)
-        return Request(self.prompt, n, float(self.temperature), top_k, top_p, seed, bool(self.count_flops))
+        """The request with the page's conventions applied (top-k 0 and top-p 1 are off, whole numbers may come
+        as floats); every rule is model.checks', shared with the API and the CLI."""
+        prompt = check_text(self.prompt, "prompt", empty_ok=True)
+        n = check_max_new_bytes(_whole(self.max_new_bytes), MAX_NEW_BYTES)
+        top_k = None if self.top_k in (None, 0) else _whole(self.top_k)
+        top_p = None if self.top_p in (None, 1) else self.top_p
+        check_sampling(self.temperature, top_k, top_p)
+        top_p = None if top_p is None else float(top_p)
+        seed = None if isinstance(self.seed, float) and math.isnan(self.seed) else check_seed(self.seed)
+        return Request(prompt, n, float(self.temperature), top_k, top_p, seed, bool(self.count_flops))
+
+
+def _whole(x: object) -> object:
+    return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
 @dataclass
@@ -289,9 +291,14 @@ def projection_table(p: Projection) -> pd.DataFrame:
     for i, (blt, llama) in enumerate(p.pairs):
         rows.append({"BLT": blt.model, "BLT FLOPs/byte": f"{blt.flops_per_byte:.3g}",
                      "Llama": llama.model, "Llama FLOPs/byte": f"{llama.flops_per_byte:.3g}",
-                     "BLT saves": f"{100 * p.saving(i):.1f}%",
-                     "without the entropy model": f"{100 * p.saving(i, with_entropy_model=False):.1f}%"})
+                     "BLT against Llama": saving_text(p.saving(i)),
+                     "without the entropy model": saving_text(p.saving(i, with_entropy_model=False))})
     return pd.DataFrame(rows)
+
+
+def saving_text(saving: float) -> str:
+    """A fraction of Llama's FLOPs saved, in words that read right either way: "saves 40%", "costs 94% more"."""
+    return f"saves {100 * saving:.0f}%" if saving >= 0 else f"costs {-100 * saving:.0f}% more"
 
 
 def projection_notes(p: Projection) -> str:

@@ -1,9 +1,11 @@
 """HTML for the explorer: the text coloured by entropy with patch marks, the legend, the summary and the
 comparison of patching schemes. The page only draws what `model.analysis` computed.
 
-Everything pasted is data. Every character, glyph and tooltip goes through `html.escape`; hover details
+Everything pasted is data. Every character, glyph and tooltip goes through `html.escape`; a cell's details
 are data-* attributes that CSS draws with attr(), which always yields text, never markup; nothing the user
-typed reaches JavaScript (a click reads only a cell's byte index, data-b, which this module writes).
+typed reaches JavaScript (a click reads only a cell's byte index, data-b, which this module writes). Cells are
+focusable, so the details open on hover, on a click or tap and from the keyboard (Tab), pinned to the bottom of
+the window so that no cell's details run off it.
 
 A character is drawn whole when it lies inside one patch. When a patch boundary cuts a multi-byte UTF-8
 character, each of its bytes is drawn on its own as hex (<C3>), so no byte is ever dropped.
@@ -161,7 +163,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
         out.append(message(f"Showing bytes {start:,}\u2013{stop - 1:,} of {len(data):,} (move \u201cText view from byte\u201d "
                            "to page through it); the counts, charts and downloads cover every byte."))
     u0 = bisect.bisect_right(spans, (start, len(data) + 1)) - 1
-    out.append(f'<div class="blt-text" dir="auto" style="counter-reset:p {u0}">')
+    out.append(f'<div class="blt-text" dir="auto" style="counter-reset:p {u0 - 1}">')  # patches count from 0
     current = -1
     for u, a, b, whole in pieces(data, spans, start, stop):
         first = ""
@@ -175,14 +177,14 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
         if b - a == 1 and whole:  # an ASCII character
             x = data[a]
             glyph = _BYTE_HTML[x]
-            out.append(f'<i class="h{cls[i]}{first}{_MARK[x]}" data-b="{a}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits'
+            out.append(f'<i tabindex=0 class="h{cls[i]}{first}{_MARK[x]}" data-b="{a}" data-t="{glyph} \u00b7 {x:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits'
                        f'&#10;guesses: {expect[i]}">{glyph}</i>{_BREAK[x]}')
         elif whole:  # a multi-byte character inside one patch: a stripe of colour per byte
             ch = data[a:b].decode("utf-8")
             glyph = html.escape(char_glyph(ch))
             w = 100 / (b - a)
             stripes = ",".join(f"{PALETTE[cls[i + k]]} {k * w:.3g}% {(k + 1) * w:.3g}%" for k in range(b - a))
-            out.append(f'<i class="{first}{" w" * is_marker(char_glyph(ch), ch)}" style="background:linear-gradient(90deg,{stripes})" data-b="{b - 1}" '
+            out.append(f'<i tabindex=0 class="{first}{" w" * is_marker(char_glyph(ch), ch)}" style="background:linear-gradient(90deg,{stripes})" data-b="{b - 1}" '
                        f'data-t="{glyph} \u00b7 {html.escape(_char_label(ch))}&#10;{data[a:b].hex(" ").upper()} \u00b7 '
                        f'bytes {a}\u2013{b - 1} \u00b7 H {" + ".join(h[i : i + b - a])} bits&#10;guesses for byte {a}: {expect[i]}">'
                        f"{glyph}</i>")
@@ -191,7 +193,7 @@ def text_view(analysis: Analysis, seg: Segmentation, threshold_bits: float | Non
             ch = data[ca:cb].decode("utf-8", errors="replace")
             glyph = html.escape(char_glyph(ch))
             label = f' data-c="{glyph}"' if a == ca else ""  # the character, drawn above its first byte
-            out.append(f'<i class="h{cls[i]}{first} b"{label} data-b="{a}" data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits&#10;'
+            out.append(f'<i tabindex=0 class="h{cls[i]}{first} b"{label} data-b="{a}" data-t="{data[a]:02X} \u00b7 byte {a} \u00b7 H {h[i]} bits&#10;'
                        f"byte {a - ca + 1} of {cb - ca} of {glyph} (U+{ord(ch):04X}), cut by a patch boundary&#10;"
                        f'guesses: {expect[i]}">{_BYTE_HTML[data[a]]}</i>')
     out.append("</span></div>" if current >= 0 else "</div>")
@@ -315,7 +317,7 @@ def patch_table(analysis: Analysis, seg: Segmentation, limit: int) -> pd.DataFra
     spans = seg.spans[:limit]
     starts = np.array([s for s, _ in spans])
     sizes = np.array([e - s for s, e in spans])
-    return pd.DataFrame({"patch": np.arange(1, len(spans) + 1), "start byte": starts, "bytes": sizes,
+    return pd.DataFrame({"patch": np.arange(len(spans)), "start byte": starts, "bytes": sizes,
                          "text": [unit_text(analysis.data, s, e) for s, e in spans],
                          "opening H (bits)": bits[starts].round(3),
                          "mean H (bits)": (np.add.reduceat(bits[: spans[-1][1]], starts) / sizes).round(3)})
@@ -332,13 +334,14 @@ STYLE = f"""<style>
 .blt-text .p.q{{border-inline-start:none}}
 .blt-text .p:hover{{outline:1px dashed #334155}}
 .blt-text i{{font-style:normal;position:relative;border-radius:2px}}
-.blt-text i:hover{{outline:2px solid #0f172a;z-index:2}}
+.blt-text i:hover,.blt-text i:focus{{outline:2px solid #0f172a;z-index:2}}
 .blt-text{{counter-reset:p}}
 .blt-text .p{{counter-increment:p}}
-.blt-text i:hover::after{{content:"patch " counter(p) " · " var(--n) "\\A" attr(data-t);position:absolute;inset-inline-start:0;top:2em;
-  z-index:20;white-space:pre;background:#0f172a;color:#f8fafc;font:12px/1.45 ui-monospace,monospace;padding:6px 8px;
+.blt-text i:hover::after,.blt-text i:focus::after{{content:"patch " counter(p) " · " var(--n) "\\A" attr(data-t);position:fixed;
+  left:12px;bottom:12px;max-width:calc(100vw - 24px);box-sizing:border-box;overflow-wrap:anywhere;
+  z-index:1000;white-space:pre-wrap;background:#0f172a;color:#f8fafc;font:12px/1.45 ui-monospace,monospace;padding:6px 8px;
   border-radius:6px;pointer-events:none;box-shadow:0 4px 14px rgba(0,0,0,.25);direction:ltr;text-align:left}}
-.blt-text i.s:hover::after{{content:"patch " counter(p) " · " var(--n) " · starts here" "\\A" attr(data-t)}}
+.blt-text i.s:hover::after,.blt-text i.s:focus::after{{content:"patch " counter(p) " · " var(--n) " · starts here" "\\A" attr(data-t)}}
 .blt-text i[data-c]::before{{content:attr(data-c);position:absolute;inset-inline-start:0;bottom:1.15em;font-size:.75em;
   line-height:1;color:#334155;pointer-events:none}}
 .blt-text .w,.blt-cmp .w{{color:#64748b;font-size:.85em}}

@@ -1,7 +1,8 @@
 """The Gradio page and its API: `build_app()` wires the explorer's functions to components and endpoints.
 
-The entropy model runs once per text (`analyse`); the threshold slider, the target patch size and the scheme
-settings only re-cut the cached reading kept in gr.State (`repatch`), so they answer without the model.
+The entropy model runs once per text (`analyse`), a window at a time, taking turns with other sessions
+(`lanes`); the threshold slider, the target patch size and the scheme settings only re-cut the session's
+cached reading (`repatch`), so they answer without the model.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +24,21 @@ from tokenizers import Tokenizer
 from model import BLT, CheckpointError
 from model.analysis import ngrams
 from model.analysis import noise as noise_model
-from model.analysis.reading import analyze, report, segment, solve_threshold
+from model.analysis.reading import PATCH_SCHEMES, report, segment, solve_threshold
 from model.baseline import BPEBaseline
 from model.bpe import load_bpe_tokenizers
+from model.checks import (
+    MAX_STRIDE,
+    MAX_THRESHOLD_BITS,
+    check_choice,
+    check_stride,
+    check_target_patch_size,
+    check_threshold_bits,
+)
 from model.defaults import default_threshold, shipped_records
 from model.entropy_model import EntropyModel
 
-from . import explorer, generation, noise, render, zerogpu
+from . import explorer, generation, lanes, noise, render, zerogpu
 from .explorer import (
     DEFAULT_RISE_BITS,
     DEFAULT_STRIDE,
@@ -49,12 +59,12 @@ from .models import (
 from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
-MAX_THRESHOLD_BITS = 8.1  # just above log2(260), the largest possible entropy
-STATE_TTL_S = 3600  # a session's reading is dropped an hour after its last use
-MODEL_CONCURRENCY = 1  # model runs at once: they are CPU-bound, more at once only slows each one
+MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
+READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
+PARTIAL_EVERY_S = 1.5  # while a long text is read, its progress and numbers are redrawn this often
 GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
-EXPORTS_KEPT = 32  # export folders kept on disk (older ones are removed)
+EXPORTS_KEPT = 16  # export folders kept on disk (older ones are removed); each chart embeds plotly (~5 MB)
 HINT = "Paste or type some text above, upload a file, or pick an example."
 # A click (or tap) on a character of a text view writes its byte index (data-b, a number the page wrote) into
 # the n-gram view's byte position; nothing the user typed is read.
@@ -79,8 +89,8 @@ BLT opens a new patch at every byte whose entropy is above the threshold θ, and
 takes one step per patch instead of one per token. Where a patch boundary cuts a multi-byte character, its
 bytes are drawn one by one in hex (`<E4>`) with the character above the first, so nothing is hidden. A
 multi-byte character inside one patch is striped, one stripe per byte. Whitespace shows as ⋅ (space), ↵ (newline) and ⇥ (tab); invisible or
-direction-changing characters by name (ZWJ, RLO, U+0085). Hover a cell for its bytes, entropy, patch and the
-model's five best guesses for it.
+direction-changing characters by name (ZWJ, RLO, U+0085). Hover, tap or Tab to a cell for its bytes, entropy,
+patch (numbered from 0, as in the downloads and the API) and the model's five best guesses for it.
 
 **Controls.** Moving θ, the target patch size or the scheme settings re-cuts the text from the cached
 entropies: the model does not run again. The comparison cuts the same bytes by each scheme: the entropy
@@ -110,12 +120,16 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         src = source("entropy model", name)
         return shipped_threshold_bits if src is None else default_threshold(src) / LN2
     stops: dict[str, threading.Event] = {}
+    closed: set[str] = set()  # sessions whose page was closed during a generation
+    uploaded: dict[str, str] = {}  # a session's note on the file it uploaded, shown with its analysis
     missing: dict[str, str] = {}
     if bpe_tokenizers is None:
         bpe_tokenizers, missing = load_bpe_tokenizers()
     examples = load_examples()
     start = default("entropy model")
     exports: deque[Path] = deque()
+
+    turns, runs, kept, trimmer = lanes.Turns(), lanes.Runs(), lanes.Readings(), lanes.Trimmer()
 
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
@@ -127,86 +141,154 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         except CheckpointError:
             return None  # the summary shows – for the BLT's and the baseline's bits per byte
 
-    def read(text: str, name: str) -> Reading:
-        return explorer.read(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes, scorers())
+    def readings(text: str, name: str, session: str | None) -> Iterator[Reading]:
+        """`text` read a window per turn of the model, so other sessions' windows run between. A page session
+        reuses its last reading, keeps the newest, and stops when its text box changes or the page closes; the API
+        (session None) reads each request whole."""
+        if session:
+            runs.want(session, text)
+        parts = explorer.readings(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes,
+                                  kept.get(session) if session else None, READ_WINDOW_BYTES, scorers())
+        while not session or runs.current(session, text):
+            trimmer.touch()
+            with turns.turn():
+                reading = next(parts, None)
+            if reading is None:
+                return
+            if session:
+                kept.put(session, reading)
+            yield reading
 
-    def ngram_pick(reading: Reading | None, position: float | None) -> str:
-        scoring = scorers()
+    def read(text: str, name: str) -> Reading:
+        *_, reading = readings(text, name, None)
+        return reading
+
+    def settings(threshold: float, rise: float = DEFAULT_RISE_BITS, stride: float = DEFAULT_STRIDE,
+                 view_from: float = 0) -> Settings:
+        return Settings(check_threshold_bits(threshold), check_threshold_bits(rise, "the monotonic rise"),
+                        check_stride(stride), int(view_from))
+
+    def ngram_pick(position: float | None, request: gr.Request) -> str:
+        """The hash n-grams of the picked byte of the session's text, in the shipped BLT's buckets."""
+        reading, scoring = kept.get(request.session_hash), scorers()
         if reading is None or scoring is None:
             return gr.skip()
         return noise.ngram_view(reading.analysis.data, position, scoring[0].config)
 
     @zerogpu.gpu(zerogpu.for_text)
-    def analyse(text: str, name: str, threshold: float, rise: float, stride: float, progress=gr.Progress()) -> tuple:
-        """A new text: run the model once; the reading goes to the session state, the view starts at byte 0."""
-        if not text or not text.strip():
-            return (None, gr.update(visible=False), render.message(HINT), "", "", None, None, "")
-        progress(0.1, desc="Reading the text with the entropy model")
-        try:
-            reading = read(text, name)
-        except (ValueError, CheckpointError) as e:
-            return (gr.skip(), gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
-        progress(0.8, desc="Drawing")
-        n = len(reading.analysis.data)
-        pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
-        return (reading, pager, *view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride)))))
+    def analyse(text: str, name: str, threshold: float, rise: float, stride: float, request: gr.Request,
+                progress=gr.Progress()) -> Iterator[tuple]:
+        yield from read_and_draw(text, name, threshold, rise, stride, request, progress)
 
-    def repatch(reading: Reading | None, threshold: float, rise: float, stride: float, view_from: float) -> tuple:
+    def read_and_draw(text: str, name: str, threshold: float, rise: float, stride: float, request: gr.Request,
+                      progress: gr.Progress) -> Iterator[tuple]:
+        """A new text: the model reads it once, window by window; the first window's view shows at once and
+        fills in as the rest arrives. The view starts at byte 0."""
+        if not text or not text.strip():
+            kept.drop(request.session_hash)  # the knobs have nothing to re-cut
+            runs.want(request.session_hash, text)
+            yield (gr.update(visible=False), render.message(HINT), "", "", None, None, "")
+            return
+        shown, note = None, uploaded.pop(request.session_hash, "")
+        try:
+            s = settings(threshold, rise, stride)
+            for reading in readings(text, name, request.session_hash):
+                n = len(reading.analysis.data)
+                if reading.unread:
+                    progress(n / (n + reading.unread), desc="Reading the text with the entropy model")
+                    if shown is not None:  # later windows: only the notice and the numbers (the rest is heavy)
+                        if time.perf_counter() - shown >= PARTIAL_EVERY_S:
+                            shown = time.perf_counter()
+                            yield (gr.skip(), *explorer.progress_view(reading, s), *[gr.skip()] * 4)
+                        continue
+                    shown = time.perf_counter()
+                pager = gr.update(value=0, maximum=max(1, n - 1), visible=n > explorer.VIEW_BYTES)
+                yield (pager, *view_outputs(explorer.view(reading, s, note)))
+        except (ValueError, CheckpointError) as e:
+            yield (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
+
+    def edited(text: str, request: gr.Request) -> None:
+        """The text changed: a run for an older text stops at its next window (the new one is queued)."""
+        runs.want(request.session_hash, text)
+
+    def session_reading(request: gr.Request) -> Reading | None:
+        return kept.get(request.session_hash)
+
+    def repatch(threshold: float, rise: float, stride: float, view_from: float, request: gr.Request) -> tuple:
+        reading = session_reading(request)
         if reading is None:
             return tuple(gr.skip() for _ in range(6))
-        return view_outputs(explorer.view(reading, Settings(threshold, rise, int(stride), int(view_from))))
+        try:
+            return view_outputs(explorer.view(reading, settings(threshold, rise, stride, view_from)))
+        except ValueError as e:
+            return (render.message(str(e), "error"), *[gr.skip()] * 5)
 
-    def fill_table(reading: Reading | None, threshold: float, is_open: bool) -> pd.DataFrame:
+    def fill_table(threshold: float, is_open: bool, request: gr.Request) -> pd.DataFrame:
         """The patch table, drawn only while its accordion is open (a big table is slow for the browser)."""
+        reading = session_reading(request)
         if reading is None or not is_open:
             return gr.skip()
         return explorer.table(reading, Settings(threshold))
 
-    def page(reading: Reading | None, threshold: float, view_from: float) -> str:
+    def page(threshold: float, view_from: float, request: gr.Request) -> str:
         """Another window of a long text: only the text view is drawn again."""
+        reading = session_reading(request)
         if reading is None:
             return gr.skip()
         s = Settings(threshold, view_from=int(view_from))
         return explorer.text(reading, s, explorer.patches(reading, s))
 
-    def fit(reading: Reading | None, target: float | None, view_from: float) -> tuple:
-        if reading is None or target is None or not target >= 1:
-            why = "Analyse a text first." if reading is None else "The target patch size must be at least 1 byte."
-            return (gr.skip(), gr.skip(), gr.skip(), render.message(why, "error"), *[gr.skip()] * 5)
-        s, note = explorer.fit(reading, float(target))
+    def fit(target: float | None, view_from: float, request: gr.Request) -> tuple:
+        reading = session_reading(request)
+        try:
+            if reading is None:
+                raise ValueError("Analyse a text first.")
+            s, note = explorer.fit(reading, check_target_patch_size(target))
+        except ValueError as e:
+            return (gr.skip(), gr.skip(), gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 5)
         s.view_from = int(view_from)
         return (s.threshold_bits, s.rise_bits, s.stride, *view_outputs(explorer.view(reading, s, note)))
 
     @zerogpu.gpu(lambda name, active, text, *_, **__: zerogpu.for_text(text))
     def switch_model(name: str, active: str, text: str, threshold: float, rise: float, stride: float,
-                     progress=gr.Progress(track_tqdm=True)) -> tuple:
+                     request: gr.Request, progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
         progress(0.05, desc=f"Loading {name}")
         try:
             models.entropy.get(name)
         except (ValueError, CheckpointError) as e:
             note = render.message(f"Could not load {name}: {e} The page keeps using {active}.", "error")
-            return (active, gr.update(value=active), gr.skip(), gr.skip(), gr.skip(), note, *[gr.skip()] * 5)
+            yield (active, gr.update(value=active), gr.skip(), gr.skip(), note, *[gr.skip()] * 5)
+            return
         theta = threshold_bits_of(name)
-        return (name, gr.skip(), theta, *analyse(text, name, theta, rise, stride, progress))
+        for out in read_and_draw(text, name, theta, rise, stride, request, progress):
+            yield (name, gr.skip(), theta, *out)
 
-    def load_file(path: str | None) -> tuple:
-        """The file's text into the text box (which analyses it); the upload box is emptied for the next file."""
+    def load_file(path: str | None, request: gr.Request) -> tuple:
+        """The file's text into the text box (which analyses it, showing the file's note with the result); the
+        upload box is emptied for the next file."""
         if path is None:
             return gr.skip(), gr.skip(), gr.skip()
         name, data = Path(path).name, Path(path).read_bytes()
         try:
-            return explorer.decode_upload(data, name), render.message(f"Loaded {name} ({len(data):,} bytes)."), None
+            text, note = explorer.decode_upload(data, name)
         except ValueError as e:
             return gr.skip(), render.message(str(e), "error"), None
+        uploaded[request.session_hash] = f"Loaded {name} ({len(data):,} bytes). {note}".strip()
+        return text, render.message(uploaded[request.session_hash]), None
 
-    def export(reading: Reading | None, threshold: float, rise: float, stride: float) -> tuple:
-        if reading is None:
-            return gr.skip(), render.message("Analyse a text first.", "error")
+    def export(threshold: float, rise: float, stride: float, request: gr.Request) -> tuple:
+        reading = session_reading(request)
+        if reading is None or reading.unread:
+            why = "Analyse a text first." if reading is None else "Wait until the whole text is read."
+            return gr.skip(), render.message(why, "error")
         folder = Path(tempfile.mkdtemp(prefix="blt-explorer-"))
         exports.append(folder)
         while len(exports) > EXPORTS_KEPT:
             shutil.rmtree(exports.popleft(), ignore_errors=True)
-        return [str(f) for f in explorer.export(reading, Settings(threshold, rise, int(stride)), folder)], gr.skip()
+        try:
+            return [str(f) for f in explorer.export(reading, settings(threshold, rise, stride), folder)], gr.skip()
+        except ValueError as e:
+            return gr.skip(), render.message(str(e), "error")
 
     @zerogpu.gpu(zerogpu.for_text)
     def api_analyze(text: str, threshold_bits: float | None = None, target_patch_size: float | None = None,
@@ -215,11 +297,14 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         """Per-byte entropies and the patches of `text`: {"summary", "bytes", "patches"}, as the JSON download.
         θ defaults to the model's own; a target patch size, when given, solves θ instead."""
         try:
-            a = analyze(text, models.entropy.get(model), max_bytes)
-            threshold = (threshold_bits_of(model) if threshold_bits is None else threshold_bits) * LN2
+            check_choice(scheme, PATCH_SCHEMES, "scheme (BPE tokens are counted by /compare)")
+            stride = check_stride(stride)
+            bits = threshold_bits_of(model) if threshold_bits is None else check_threshold_bits(threshold_bits)
+            a = read(text, model).analysis
+            threshold = bits * LN2
             if target_patch_size is not None:
-                threshold, _ = solve_threshold(a, target_patch_size, scheme == "monotonic")
-            return report(a, segment(a, scheme, threshold, int(stride)))
+                threshold, _ = solve_threshold(a, check_target_patch_size(target_patch_size), scheme == "monotonic")
+            return report(a, segment(a, scheme, threshold, stride))
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
 
@@ -229,11 +314,15 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         """Units and bytes per unit of `text` under every scheme (entropy rules, static, space, BPE), one record
         each; θ defaults to the model's own."""
         try:
-            theta = threshold_bits_of(model) if threshold_bits is None else threshold_bits
-            cut = explorer.schemes(read(text, model), Settings(theta, rise_bits, int(stride)))
+            s = settings(threshold_bits_of(model) if threshold_bits is None else threshold_bits, rise_bits, stride)
+            cut = explorer.schemes(read(text, model), s)
         except (ValueError, CheckpointError) as e:
             raise gr.Error(str(e)) from e
         return explorer.counts(cut)
+
+    def arm_stop(request: gr.Request) -> None:
+        """Generate was pressed: a fresh stop flag for the session's run, set by Stop even while it is queued."""
+        stops[request.session_hash] = threading.Event()
 
     def pair(blt_name: str, baseline_name: str, progress: gr.Progress | None = None) -> tuple[BLT, BPEBaseline, Tokenizer]:
         """The chosen BLT and baseline, each loaded on first use (with progress) and shared by every session."""
@@ -251,7 +340,12 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                       progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
         """Both models generate, streaming their texts; when they finish (or are stopped) the costs are drawn."""
         rest = [gr.skip()] * 8
-        stop = threading.Event()
+        stop = stops.setdefault(request.session_hash, threading.Event())
+        if stop.is_set():
+            yield (render.message("Stopped before it started."), gr.skip(), gr.skip(), *rest)
+            del stops[request.session_hash]
+            return
+        trimmer.touch()
         try:
             req = generation.Request(prompt or "", length, temperature, top_k, top_p, seed, count_flops).check()
             blt_model, baseline_model, tokenizer = pair(blt_name, baseline_name, progress)
@@ -259,10 +353,10 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         except (ValueError, CheckpointError) as e:
             yield (render.message(str(e), "error"), gr.skip(), gr.skip(), *rest)
             return
-        stops[request.session_hash] = stop
         duel = None
         try:
             for duel in generation.throttled(duels):
+                trimmer.touch()
                 done = len(duel.blt_bytes) + len(duel.baseline_bytes)
                 line = generation.status(duel, req)
                 progress(done / (2 * req.max_new_bytes), desc=line)
@@ -270,6 +364,9 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         finally:
             if stops.get(request.session_hash) is stop:
                 del stops[request.session_hash]  # a session's stop flag lives as long as its run
+        if request.session_hash in closed:
+            closed.discard(request.session_hash)
+            return
         if duel is None or not duel.blt:
             return
         progress(1.0, desc="Measuring and drawing")
@@ -280,6 +377,16 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def stop_generation(request: gr.Request) -> None:
         if request.session_hash in stops:
             stops[request.session_hash].set()
+
+    def close_session(request: gr.Request) -> None:
+        """The page was closed: its runs stop at their next step and its reading is dropped."""
+        if request.session_hash in stops:
+            closed.add(request.session_hash)  # its generation ends without drawing
+            stops[request.session_hash].set()
+        runs.end(request.session_hash)
+        kept.drop(request.session_hash)
+        uploaded.pop(request.session_hash, None)
+        trimmer.touch()
 
     @zerogpu.gpu(zerogpu.for_text)
     def api_noise(text: str, kind: Literal[noise_model.KINDS] = noise.DEFAULT_KIND,
@@ -309,7 +416,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model).
         `blt_model` and `baseline_model` are names from the page's lists (the defaults: the shipped models)."""
         try:
-            req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed)
+            req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed).check()
             blt_net, baseline_net, tokenizer = pair(blt_model, baseline_model)
             duel = None
             for duel in generation.run(blt_net, baseline_net, tokenizer, req):
@@ -325,7 +432,6 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         gr.HTML(render.STYLE, js_on_load=None)
         gr.Markdown("# BLT Explorer\nHow a Byte Latent Transformer reads your text: the entropy model's surprise at "
                     "every byte, and where BLT cuts the bytes into patches.")
-        reading = gr.State(None, time_to_live=STATE_TTL_S)
         active = gr.State(start)
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
@@ -349,7 +455,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                                            f"BLT uses {shipped_threshold_bits:.3f} bits, Meta's models "
                                            f"{DEFAULT_THRESHOLD_BITS:.3f} bits (1.3354 nats)")
                 with gr.Column(scale=1, min_width=220):
-                    target = gr.Number(4.5, minimum=1, label="Target average patch size (bytes)",
+                    target = gr.Number(4.5, label="Target average patch size (bytes)",
                                        info="solves θ (and the other schemes) for it", elem_id="blt-target")
                     fit_button = gr.Button("Fit θ to this size", size="sm")
             view_from = gr.Slider(0, 1, value=0, step=1, label="Text view from byte", visible=False, elem_id="blt-view-from",
@@ -362,7 +468,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
             with gr.Row():
                 rise = gr.Slider(0, MAX_THRESHOLD_BITS, value=DEFAULT_RISE_BITS, step=0.001, elem_id="blt-rise",
                                  label="Monotonic rule: entropy rise over the previous byte (bits)")
-                stride = gr.Slider(1, 16, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
+                stride = gr.Slider(1, MAX_STRIDE, value=DEFAULT_STRIDE, step=1, label="Static patching: stride k (bytes)",
                                    elem_id="blt-stride")
             comparison = gr.HTML(js_on_load=None, elem_id="blt-comparison")
             with gr.Accordion("Patch table", open=False) as table_box:
@@ -394,13 +500,13 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                                               info="Meta's need a Hugging Face token with access")
                         gen_baseline = gr.Dropdown(choices("baseline"), value=default("baseline"), label="BPE baseline",
                                                    elem_id="gen-baseline-model", info="loaded on first use")
-                    gen_length = gr.Slider(1, generation.MAX_NEW_BYTES, value=generation.DEFAULT_NEW_BYTES, step=1,
-                                           label="Bytes to generate", elem_id="gen-length")
+                    gen_length = gr.Number(generation.DEFAULT_NEW_BYTES, label=f"Bytes to generate (1 to {generation.MAX_NEW_BYTES:,})",
+                                           elem_id="gen-length")
                     temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)", elem_id="gen-temperature")
                     with gr.Row():
                         top_k = gr.Number(0, minimum=0, precision=0, label="top-k (0 = off)", elem_id="gen-top-k")
-                        top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="top-p (1 = off)", elem_id="gen-top-p")
-                        seed = gr.Number(0, precision=0, label="seed", elem_id="gen-seed")
+                        top_p = gr.Number(1, label="top-p (0 to 1; 1 = off)", elem_id="gen-top-p")
+                        seed = gr.Number(0, label="seed (empty = random)", elem_id="gen-seed")
                     count_flops = gr.Checkbox(False, label="Also measure FLOPs with torch's FlopCounterMode (slower)")
             gr.Examples([[t] for t in generation.EXAMPLE_PROMPTS], inputs=[gen_prompt], label="Prompts")
             gen_notice = gr.HTML(js_on_load=None, elem_id="gen-notice")
@@ -439,32 +545,35 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         model_run = dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY, api_visibility="private")
         drawing = dict(concurrency_id="draw", concurrency_limit=2, api_visibility="private", show_progress="hidden",
                        trigger_mode="always_last")
-        table_io = dict(fn=fill_table, inputs=[reading, threshold, table_open], outputs=table, **drawing)
-        analyse_io = dict(fn=analyse, inputs=[text, active, threshold, rise, stride], outputs=[reading, view_from, *views],
-                          **model_run)
+        table_io = dict(fn=fill_table, inputs=[threshold, table_open], outputs=table, **drawing)
+        analyse_io = dict(fn=analyse, inputs=[text, active, threshold, rise, stride], outputs=[view_from, *views],
+                          show_progress="minimal", **model_run)
         demo.load(**analyse_io).then(**table_io)
-        text.change(**{**analyse_io, "trigger_mode": "always_last"}, show_progress="minimal").then(**table_io)
+        text.change(edited, text, None, queue=False, api_visibility="private")
+        text.change(**{**analyse_io, "trigger_mode": "always_last"}).then(**table_io)
         run.click(**analyse_io).then(**table_io)
         upload.upload(load_file, upload, [text, notice, upload], api_visibility="private")
         model_choice.input(switch_model, [model_choice, active, text, threshold, rise, stride],
-                           [active, model_choice, threshold, reading, view_from, *views], **model_run).then(**table_io)
+                           [active, model_choice, threshold, view_from, *views], **model_run).then(**table_io)
         for knob in (threshold, rise, stride):
-            knob.input(repatch, [reading, *knobs], views, **drawing).then(**table_io)
-        view_from.input(page, [reading, threshold, view_from], text_view, **drawing)
+            knob.input(repatch, knobs, views, **drawing).then(**table_io)
+        view_from.input(page, [threshold, view_from], text_view, **drawing)
         for trigger in (fit_button.click, target.submit):
-            trigger(fit, [reading, target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
+            trigger(fit, [target, view_from], [threshold, rise, stride, *views], **drawing).then(**table_io)
         table_box.expand(lambda: True, None, table_open, api_visibility="private").then(**table_io)
         table_box.collapse(lambda: False, None, table_open, api_visibility="private")
-        for trigger in (ngram_pos.change, reading.change):  # a new text redraws the view for its own bytes
-            trigger(ngram_pick, [reading, ngram_pos], ngram_out, api_visibility="private", show_progress="hidden")
-        export_button.click(export, [reading, threshold, rise, stride], [files, notice], api_visibility="private")
+        for trigger in (ngram_pos.change, text_view.change):  # a new text redraws the view for its own bytes
+            trigger(ngram_pick, ngram_pos, ngram_out, api_visibility="private", show_progress="hidden")
+        export_button.click(export, [threshold, rise, stride], [files, notice], api_visibility="private")
         gen_outputs = [gen_notice, blt_out, baseline_out, gen_costs, gen_trace, gen_flops, gen_time, gen_steps,
                        gen_latency, gen_projection, gen_formulas]
-        gen_run.click(generate_both, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops, gen_blt, gen_baseline],
-                      gen_outputs,
+        gen_run.click(arm_stop, None, None, queue=False, api_visibility="private").then(
+            generate_both, [gen_prompt, gen_length, temperature, top_k, top_p, seed, count_flops, gen_blt, gen_baseline],
+            gen_outputs,
                       concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
                       show_progress_on=[gen_notice])
         gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")
+        demo.unload(close_session)
         gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)
         gr.api(api_compare, api_name="compare", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'byte':>6} {'hex':>4} {'char':>6} {'H(bits)':>8} {'patch':>6}")
     for r in records:
         mark = "│" if r["starts_patch"] else " "
-        print(f"{r['byte']:>6} {r['hex']:>4} {r['char']:>6} {r['entropy_bits']:>8.3f} {mark}{r['patch']:>5}")
+        print(f"{r['byte']:>6} {r['hex']:>4} {r['glyph']:>6} {r['entropy_bits']:>8.3f} {mark}{r['patch']:>5}")
     print()
     for s, e in seg.spans:
         print("│" + "".join(byte_glyph(b + 4) for b in analysis.data[s:e]), end="")

@@ -40,6 +40,8 @@ from .checks import (
     MAX_PROMPT_BYTES,
     check_max_new_bytes,
     check_sampling,
+    check_seed,
+    check_text,
     whole,
 )
 from .entropy_model import entropy_from_logits
@@ -188,7 +190,7 @@ class Sampling:
 def blt_prompt(prompt: str | list[int]) -> list[int]:
     """BLT ids of a prompt: text is encoded with BOS first; an empty prompt is BOS alone."""
     if isinstance(prompt, str):
-        ids = encode(prompt)
+        ids = encode(check_text(prompt, "prompt", empty_ok=True))
     elif isinstance(prompt, (list, tuple)) and all(whole(i) for i in prompt):
         ids = list(prompt) or [BOS_ID]
         if any(not 0 <= i < VOCAB_SIZE for i in ids):
@@ -416,6 +418,7 @@ def generate(blt: BLT, prompt: str | list[int], max_new_bytes: int, temperature:
     max_new_bytes. Cached: the global transformer runs once per patch. Bad arguments raise ValueError here,
     before anything runs; `count_flops` measures matmul FLOPs per component (slower)."""
     ids, n, sampling = blt_prompt(prompt), check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    seed = check_seed(seed)
     reader = CachedBLT(blt, Meter(next(blt.parameters()).device, count_flops))
     return _generate_bytes(reader, ids, n, sampling, seed)
 
@@ -425,6 +428,7 @@ def generate_nocache(blt: BLT, prompt: str | list[int], max_new_bytes: int, temp
                      count_flops: bool = False) -> Iterator[PromptEvent | ByteEvent]:
     """As `generate`, with Meta's no-cache algorithm: the reference that `generate` must match."""
     ids, n, sampling = blt_prompt(prompt), check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    seed = check_seed(seed)
     reader = NoCacheBLT(blt, Meter(next(blt.parameters()).device, count_flops))
     return _generate_bytes(reader, ids, n, sampling, seed)
 
@@ -434,14 +438,14 @@ def generate_baseline(model: BPEBaseline, tokenizer: "Tokenizer", prompt: str, m
                       seed: int | None = None, count_flops: bool = False) -> Iterator[PromptEvent | TokenEvent]:
     """Stream the BPE baseline's continuation of `prompt`: a PromptEvent, then TokenEvents until
     max_new_bytes bytes are out (the last token's bytes are cut to fit) or an EOS id of the model's config."""
-    if not isinstance(prompt, str):
-        raise ValueError(f"the baseline's prompt must be text (str), got {type(prompt).__name__}")
-    if len(prompt.encode("utf-8", errors="replace")) > MAX_PROMPT_BYTES:
+    check_text(prompt, "prompt", empty_ok=True)
+    if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
         raise ValueError(f"the prompt is over the cap of {MAX_PROMPT_BYTES} bytes: shorten it")
     ids = tokenizer.encode(prompt).ids  # with the tokenizer's own special tokens, as transformers encodes: Llama 3's BOS
     if not ids:
         raise ValueError("the BPE baseline has no beginning-of-text token: give it a prompt of at least one character")
     n, sampling = check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
+    seed = check_seed(seed)
     reader = CachedBaseline(model, Meter(next(model.parameters()).device, count_flops))
     return _generate_tokens(reader, ids, ByteLevelTokens(tokenizer), n, sampling, seed, model.config.eos_ids)
 

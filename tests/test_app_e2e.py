@@ -204,7 +204,7 @@ def test_binary_upload_is_refused(page, tmp_path):
     binary = tmp_path / "picture.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     page.locator("#blt-upload input[type=file]").set_input_files(str(binary))
-    page.wait_for_function("() => document.querySelector('#blt-notice').textContent.includes('not UTF-8 text')")
+    page.wait_for_function("() => document.querySelector('#blt-notice').textContent.includes('looks like a binary file')")
     assert page.input_value("#blt-input textarea") == "keep me"
 
 
@@ -235,7 +235,7 @@ def test_downloads(page, tmp_path):
     csv = tmp_path / "bytes.csv"
     download.value.save_as(csv)
     lines = csv.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "byte,hex,char,entropy_nats,entropy_bits,patch,starts_patch" and len(lines) == 1 + len("hello world")
+    assert lines[0] == "byte,hex,char,glyph,entropy_nats,entropy_bits,patch,starts_patch" and len(lines) == 1 + len("hello world")
 
 
 def generate_tab(pg, prompt: str, length: int) -> None:

@@ -14,7 +14,7 @@ import torch
 
 import model
 from app import explorer, plots, render
-from model.analysis.reading import Segmentation, analyze, segment
+from model.analysis.reading import Segmentation, analyze, report, segment
 from model.bpe import train_tokenizer
 
 XSS = ('<script>window.__xss=1</script><img src=x onerror="window.__xss=1"> <a href="javascript:window.__xss=1">x</a> '
@@ -105,10 +105,9 @@ def test_tooltips_hold_no_raw_control_or_bidi_characters(em):
     assert out.count("<br>") == MIXED.count("\n")
 
 
-def test_lone_surrogates_render_as_replacement_characters(em, models):
-    reading = explorer.read("a\ud800b", em, "tiny", models[1])
-    assert reading.analysis.data == "a\ufffdb".encode()
-    assert "U+FFFD" in explorer.view(reading, explorer.Settings()).text
+def test_lone_surrogates_are_refused_with_the_reason(em, models):
+    with pytest.raises(ValueError, match=r"lone surrogate U\+D800 at character 1: it is half of a UTF-16 pair"):
+        explorer.read("a\ud800b", em, "tiny", models[1])
 
 
 def test_chart_labels_are_escaped(em):
@@ -167,7 +166,7 @@ def test_a_window_of_a_long_text(em):
     seg = segment(a, "static", stride=5)
     out = render.text_view(a, seg, None, 22, len(a.data) - 4)  # starts inside a patch, ends inside 中
     u0 = next(u for u, (s, e) in enumerate(seg.spans) if s <= 22 < e)
-    assert f'style="counter-reset:p {u0}"' in out and '<span class="p q"' in out
+    assert f'style="counter-reset:p {u0 - 1}"' in out and '<span class="p q"' in out  # steps to u0: numbered from 0
     assert f"Showing bytes 22\u2013{len(a.data) - 7:,} of {len(a.data)}" in out
     cells = len(re.findall(r"<i ", out))
     assert cells == len(list(render.pieces(a.data, seg.spans, 22, len(a.data) - 6)))
@@ -209,7 +208,7 @@ def test_colour_scale_is_monotonic_and_clamped():
 def test_cells_take_the_colour_of_their_entropy(em):
     a = analyze("abcdefgh", em)
     out = render.text_view(a, segment(a), 1.9)
-    classes = [int(c) for c in re.findall(r'<i class="h(\d+)', out)]
+    classes = [int(c) for c in re.findall(r'<i tabindex=0 class="h(\d+)', out)]
     assert classes == render.colour_index(a.byte_entropies.numpy() / math.log(2)).tolist()
     for k, c in enumerate(render.PALETTE):
         assert f".h{k}{{background:{c}}}" in render.STYLE
@@ -221,7 +220,7 @@ def test_patch_marks_follow_the_segmentation(em):
     out = render.text_view(a, seg, None)
     lengths = re.findall(r"<span class=\"p\" style=\"--n:'(\d+) bytes?'\">", out)
     assert [int(n) for n in lengths] == [e - s for s, e in seg.spans]
-    assert len(re.findall(r'<i class="h\d+ s', out)) == seg.units  # each patch's first cell is marked
+    assert len(re.findall(r'<i tabindex=0 class="h\d+ s', out)) == seg.units  # each patch's first cell is marked
 
 
 def test_legend_spans_the_whole_scale():
@@ -253,13 +252,22 @@ def test_chart_has_threshold_line_and_a_vertical_per_patch(em):
 
 
 class Counting(torch.nn.Module):
+    """An entropy model that counts its passes (a whole pass, or one window of a windowed reading)."""
+
     def __init__(self, inner: model.EntropyModel):
         super().__init__()
-        self.inner, self.calls = inner, 0
+        self.inner, self.calls, self.config = inner, 0, inner.config
 
     def forward(self, tokens):
         self.calls += 1
         return self.inner(tokens)
+
+    def new_cache(self):
+        return self.inner.new_cache()
+
+    def extend(self, tokens, start, cache):
+        self.calls += 1
+        return self.inner.extend(tokens, start, cache)
 
 
 def test_repatching_and_fitting_never_run_the_model(em, models):
@@ -312,20 +320,38 @@ def test_exports(em, models, tmp_path):
     import pandas as pd
 
     table = pd.read_csv(csv, keep_default_na=False)
-    assert list(table.columns) == ["byte", "hex", "char", "entropy_nats", "entropy_bits", "patch", "starts_patch"]
-    assert len(table) == len(MIXED.encode())
+    assert list(table.columns) == ["byte", "hex", "char", "glyph", "entropy_nats", "entropy_bits", "patch", "starts_patch"]
+    assert len(table) == len(MIXED.encode()) and "".join(table["char"]) == MIXED  # the real characters
+    assert table["glyph"][MIXED.encode().index(b" ")] == "⋅"
     doc = json.loads(js.read_text(encoding="utf-8"))
     assert doc["summary"]["model"] == "tiny" and len(doc["bytes"]) == len(table)
     assert [r["scheme"] for r in doc["schemes"]] == ["entropy", "monotonic", "static", "space", "bpe"]
     assert "<html>" in chart.read_text() and "plotly" in chart.read_text()
+    assert 'src="https://cdn.plot.ly' not in chart.read_text() and len(chart.read_bytes()) > 1_000_000  # plotly embedded: offline
 
 
-def test_uploads_must_be_utf8_text():
-    assert explorer.decode_upload("Grüße\n".encode(), "a.txt") == "Grüße\n"
-    with pytest.raises(ValueError, match="not UTF-8 text .* looks like a binary file"):
+def test_downloaded_patches_are_exact_where_a_boundary_cuts_a_character(em):
+    a = analyze("字字", em)
+    doc = report(a, Segmentation("x", [(0, 1), (1, 4), (4, 6)]))
+    assert bytes.fromhex("".join(p["hex"] for p in doc["patches"])) == "字字".encode()
+    assert [p["text"] for p in doc["patches"]] == ["\\xe5", "\\xad\\x97\\xe5", "\\xad\\x97"]
+    assert "\ufffd" not in json.dumps(doc, ensure_ascii=False)
+    assert [r["char"] for r in doc["bytes"]] == ["字", "", "", "字", "", ""]
+
+
+def test_uploads_are_decoded_when_the_encoding_is_clear():
+    assert explorer.decode_upload("Grüße\n".encode(), "a.txt") == ("Grüße\n", "")
+    for encoding, name in [("utf-16", "UTF-16"), ("utf-8-sig", "UTF-8"), ("utf-32", "UTF-32")]:
+        text, note = explorer.decode_upload("Grüße 字\n".encode(encoding), "b.txt")
+        assert text == "Grüße 字\n" and f"b.txt is {name} (byte-order mark)" in note
+    text, note = explorer.decode_upload("Grüße\n".encode("latin-1"), "c.txt")
+    assert text == "Grüße\n" and "read as Latin-1" in note and "0xFC at offset 2" in note
+    with pytest.raises(ValueError, match="NUL byte at offset 8: it looks like a binary file"):
         explorer.decode_upload(b"\x89PNG\r\n\x1a\n\x00\x00", "x.png")
-    with pytest.raises(ValueError, match="UTF-16"):
+    with pytest.raises(ValueError, match="UTF-16/32 text without a byte-order mark"):
         explorer.decode_upload("hello world".encode("utf-16-le"), "u.txt")
+    with pytest.raises(ValueError, match="0x93 at offset 0 is a control character in Latin-1"):
+        explorer.decode_upload("“quoted”".encode("cp1252"), "w.txt")
 
 
 def test_empty_text_is_refused_clearly(em):

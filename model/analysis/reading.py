@@ -8,6 +8,7 @@ the web page and the benchmarks all call these two functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -16,16 +17,17 @@ from torch import Tensor
 
 from .. import patcher
 from ..bpe import token_byte_lengths
-from ..checks import check_text
+from ..checks import check_choice, check_stride, check_text
 from ..entropy_model import EntropyModel, entropy_from_logits
 from ..patcher import PatchingConfig
-from ..tokenizer import BOS_ID, OFFSET, byte_glyph, encode, ids_to_bytes
+from ..tokenizer import BOS_ID, OFFSET, byte_glyph, utf8_char_spans
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 DEFAULT_MAX_BYTES = 100_000
 TOP_K = 5
+WINDOW_BYTES = 4096  # positions read at a time by `read_windows`
 
 
 @dataclass
@@ -90,11 +92,14 @@ class Segmentation:
 def analyze(text: str, entropy_model: EntropyModel, max_bytes: int | None = DEFAULT_MAX_BYTES,
             bpe_tokenizer: object | None = None) -> Analysis:
     """Run the entropy model over `text` (its first max_bytes bytes; the result says when it was cut)."""
-    data = ids_to_bytes(encode(check_text(text), add_bos=False))
-    original = len(data)
-    if max_bytes is not None and original > max_bytes:
-        data = data[:max_bytes]
+    data, original = text_bytes(text, max_bytes)
     return analyze_bytes(data, entropy_model, bpe_tokenizer, original)
+
+
+def text_bytes(text: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[bytes, int]:
+    """The UTF-8 bytes to analyse (the first max_bytes) and the length of the whole text, after `check_text`."""
+    data = check_text(text).encode("utf-8")
+    return (data if max_bytes is None else data[:max_bytes]), len(data)
 
 
 @torch.no_grad()
@@ -115,11 +120,84 @@ def analyze_bytes(data: bytes, entropy_model: EntropyModel, bpe_tokenizer: objec
     return Analysis(data, original, entropy_from_logits(logits).cpu(), top_i.cpu(), top_p.cpu(), nats.cpu(), bpe)
 
 
+def context_positions(entropy_model: EntropyModel) -> int:
+    """How far back a position's logits can look: with a sliding window w, each of L layers reaches w-1
+    positions further, so L·(w-1); without one, the whole context window."""
+    cfg = entropy_model.config
+    w = cfg.sliding_window
+    return cfg.max_seqlen if w is None else min(cfg.max_seqlen, cfg.n_layers * (w - 1))
+
+
+def common_prefix(a: bytes, b: bytes) -> int:
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if a[:mid] == b[:mid] else (lo, mid)
+    return lo
+
+
+@torch.no_grad()
+def read_windows(data: bytes, entropy_model: EntropyModel, window: int = WINDOW_BYTES,
+                 reuse: Analysis | None = None, original_bytes: int | None = None) -> Iterator[Analysis]:
+    """`analyze_bytes`, a window of positions at a time: yields the analysis of a growing prefix of `data`
+    (the last one is all of it), so a caller can show the first window at once and let others run between.
+
+    The numbers equal one whole pass: entropies are causal, so a position needs only the positions before it
+    in its context window (the context restarts every max_seqlen), and of those only the last
+    `context_positions`. Windows of one context run on a KV cache; where reading starts mid-context, that
+    much context is read first. `reuse`, an earlier analysis of a text that shares a prefix with `data`
+    (a complete one or a prefix yielded here), keeps its numbers before the first changed byte: typing at
+    the end reads only the new bytes (and their context), an edit in the middle only the bytes from it on.
+    """
+    original = len(data) if original_bytes is None else original_bytes
+    device = _device(entropy_model)
+    tokens = torch.tensor([BOS_ID] + [b + OFFSET for b in data], device=device)
+    T, seq = len(tokens), entropy_model.config.max_seqlen
+    entropies, nats = torch.empty(T), torch.empty(T - 1)
+    top_ids, top_probs = torch.empty(T, TOP_K, dtype=torch.long), torch.empty(T, TOP_K)
+    start = 0
+    if reuse is not None:  # positions before the first changed byte saw the same bytes; position d needs byte d
+        start = min(common_prefix(reuse.data, data), len(reuse.entropies) - 1)
+        entropies[:start], top_ids[:start], top_probs[:start] = (
+            reuse.entropies[:start], reuse.top_ids[:start], reuse.top_probs[:start])
+        nats[:start] = reuse.nats[:start]
+
+    def done(end: int) -> Analysis:  # positions [0, end) are read: the analysis of data[:end-1]
+        n = end - 1
+        return Analysis(data[:n], original if end == T else n, entropies[:end], top_ids[:end], top_probs[:end], nats[:n])
+
+    context = context_positions(entropy_model)
+    pos = start
+    while pos < T:
+        chunk = pos - pos % seq  # the context window holding pos; its positions count from 0
+        cache = entropy_model.new_cache()
+        lead = max(chunk, pos - context)
+        if lead < pos:
+            entropy_model.extend(tokens[None, lead:pos], lead - chunk, cache)
+        stop = min(T, chunk + seq)
+        while pos < stop:
+            end = min(stop, pos + window)
+            logits = entropy_model.extend(tokens[None, pos:end], pos - chunk, cache)[0].float()
+            logp = torch.log_softmax(logits, -1)
+            top_probs[pos:end], top_ids[pos:end] = (x.cpu() for x in logp.exp().topk(TOP_K, dim=-1))
+            entropies[pos:end] = entropy_from_logits(logits).cpu()
+            nxt = min(end, T - 1)
+            nats[pos:nxt] = -logp[: nxt - pos].gather(1, tokens[pos + 1 : nxt + 1, None]).squeeze(1).cpu()
+            pos = end
+            yield done(end)
+    if start >= T:
+        yield done(T)
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
 SCHEMES = ("entropy", "monotonic", "static", "space", "bpe", "byte")
+PATCH_SCHEMES = tuple(x for x in SCHEMES if x != "bpe")  # the schemes that need nothing but the bytes
 
 
 def segment(analysis: Analysis, scheme: str = "entropy", threshold: float = patcher.DEFAULT_THRESHOLD,
@@ -129,12 +207,12 @@ def segment(analysis: Analysis, scheme: str = "entropy", threshold: float = patc
     `threshold` is the global threshold (nats) for "entropy", the relative one for "monotonic".
     Patches are reported over the text's bytes: BOS's own patch is left out.
     """
-    if scheme == "bpe":
-        if analysis.bpe_lengths is None:
-            raise ValueError("no BPE tokenizer was given to analyze()")
+    if scheme == "bpe" and analysis.bpe_lengths is not None:
         return Segmentation("bpe", _spans(analysis.bpe_lengths))
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    check_choice(scheme, PATCH_SCHEMES, "scheme (BPE tokens need a tokenizer: see the comparison of schemes)"
+                 if scheme == "bpe" else "scheme")
+    if scheme == "static":
+        check_stride(stride)
     mode = {"monotonic": "entropy"}.get(scheme, scheme)
     cfg = PatchingConfig(mode, threshold, monotonicity=scheme == "monotonic", patch_size=stride,
                          max_patch_length=max_patch_length)
@@ -162,22 +240,35 @@ def solve_threshold(analysis: Analysis, target_patch_size: float, monotonic: boo
 
 
 def rows(analysis: Analysis, seg: Segmentation) -> list[dict]:
-    """One record per byte of the text: the CLI's table and the web page's CSV/JSON download."""
+    """One record per byte of the text: the CLI's table and the web page's CSV/JSON download. `char` is the
+    character a byte begins ("" on the bytes that continue it, so the column joins back into the text);
+    `glyph` is how the page draws the byte (⋅ for a space, <E5> for a byte of a cut character)."""
     unit = seg.unit_of_byte()
     starts = set(seg.starts)
     ent = analysis.byte_entropies.tolist()
-    return [{"byte": i, "hex": f"{b:02x}", "char": byte_glyph(b + OFFSET), "entropy_nats": round(ent[i], 6),
-             "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i], "starts_patch": i in starts}
-            for i, b in enumerate(analysis.data)]
+    chars = [""] * len(analysis.data)
+    for a, b in utf8_char_spans(analysis.data):
+        chars[a] = analysis.data[a:b].decode("utf-8", errors="backslashreplace")
+    return [{"byte": i, "hex": f"{b:02x}", "char": chars[i], "glyph": byte_glyph(b + OFFSET),
+             "entropy_nats": round(ent[i], 6), "entropy_bits": round(ent[i] / math.log(2), 6), "patch": unit[i],
+             "starts_patch": i in starts} for i, b in enumerate(analysis.data)]
+
+
+def unit_record(data: bytes, start: int, end: int) -> dict:
+    """A patch or token exactly: its bytes in hex, and its text, where the bytes of a character that a
+    boundary cuts are marked as \\xNN escapes (never replaced by U+FFFD)."""
+    return {"start": start, "end": end, "hex": data[start:end].hex(),
+            "text": data[start:end].decode("utf-8", errors="backslashreplace")}
 
 
 def report(analysis: Analysis, seg: Segmentation) -> dict:
-    """The machine-readable result (CLI --json, the page's JSON download, the API): summary, bytes, patches."""
+    """The machine-readable result (CLI --json, the page's JSON download, the API): summary, bytes, patches
+    (numbered from 0, as everywhere)."""
     summary = {"bytes": len(analysis.data), "truncated_from": analysis.original_bytes if analysis.truncated else None,
                "mode": seg.scheme, "threshold_nats": seg.threshold, "patches": seg.units,
                "bytes_per_patch": round(seg.bytes_per_unit, 4), "bits_per_byte": round(analysis.bits_per_byte, 4)}
-    spans = [{"start": s, "end": e, "text": analysis.data[s:e].decode("utf-8", errors="replace")} for s, e in seg.spans]
-    return {"summary": summary, "bytes": rows(analysis, seg), "patches": spans}
+    return {"summary": summary, "bytes": rows(analysis, seg),
+            "patches": [unit_record(analysis.data, s, e) for s, e in seg.spans]}
 
 
 def bpe_segmentation(analysis: Analysis, tokenizer: Tokenizer) -> Segmentation:

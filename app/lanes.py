@@ -1,0 +1,130 @@
+"""Sharing one CPU between visitors: the model's turns, each session's runs and its cached reading.
+
+A long text is read a window at a time (`model.analysis.reading.read_windows`), and each window takes one
+turn; turns are served first come, first served, so a short text that arrives while a long one is read
+waits for one window at most, not for the whole text. A new edit or a closed page ends a session's run
+between two windows. Readings are kept per session within a byte budget, the least recently used
+dropped first, so memory stays bounded whatever visitors do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .explorer import Reading
+
+READINGS_BUDGET = 256 * 2**20  # bytes of cached readings, all sessions together
+
+
+class Turns:
+    """A lock granted in the order it was asked for (threading.Lock promises no order): a run that takes
+    turn after turn queues behind every request that arrived during its last one."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            self._cond.wait_for(lambda: self._queue[0] is me)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._queue.popleft()
+                self._cond.notify_all()
+
+
+class Runs:
+    """The text each session wants read now (the text box's latest value): a run for any other text is stale
+    and stops at its next window. Comparing texts, not counting runs, means an edit that reaches the server
+    after the run for it has started does not stop that run."""
+
+    def __init__(self):
+        self._wanted: dict[str, int | None] = {}
+
+    def want(self, session: str, text: str) -> None:
+        self._wanted[session] = hash(text)
+
+    def current(self, session: str, text: str) -> bool:
+        return self._wanted.get(session, hash(text)) == hash(text)
+
+    def end(self, session: str) -> None:
+        """The page closed: every run of the session is stale."""
+        self._wanted[session] = None
+
+
+def reading_bytes(r: Reading) -> int:
+    a = r.analysis
+    return len(a.data) + sum(t.numel() * t.element_size() for t in (a.entropies, a.top_ids, a.top_probs, a.nats))
+
+
+class Readings:
+    """Each session's last reading, within `budget` bytes in all (least recently used dropped first)."""
+
+    def __init__(self, budget: int = READINGS_BUDGET):
+        self.budget = budget
+        self._kept: OrderedDict[str, Reading] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: str) -> Reading | None:
+        with self._lock:
+            r = self._kept.get(session)
+            if r is not None:
+                self._kept.move_to_end(session)
+            return r
+
+    def put(self, session: str, reading: Reading) -> None:
+        with self._lock:
+            self._kept[session] = reading
+            self._kept.move_to_end(session)
+            while self.nbytes > self.budget and len(self._kept) > 1:
+                self._kept.popitem(last=False)
+
+    def drop(self, session: str) -> None:
+        with self._lock:
+            self._kept.pop(session, None)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(reading_bytes, self._kept.values()))
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system: glibc keeps freed blocks of its arenas (one per thread) for
+    reuse, so without malloc_trim a process stays at its peak after the work is done."""
+    gc.collect()
+    if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
+
+
+class Trimmer:
+    """Calls `release_memory` once the page has been idle (no `touch` for `idle_s`) after some work."""
+
+    def __init__(self, idle_s: float = 5.0):
+        self.idle_s = idle_s
+        self._touched = threading.Event()
+        threading.Thread(target=self._loop, daemon=True, name="blt-trimmer").start()
+
+    def touch(self) -> None:
+        self._touched.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._touched.wait()
+            self._touched.clear()
+            while self._touched.wait(self.idle_s):  # still busy: wait for a quiet spell
+                self._touched.clear()
+            release_memory()
