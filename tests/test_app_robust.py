@@ -23,7 +23,8 @@ from test_app_render import tiny_models
 import model
 from app import build_app, explorer, lanes
 from app.explorer import Reading
-from app.ui import LAUNCH, SHIPPED
+from app.models import SHIPPED, SHIPPED_BASELINE
+from app.ui import LAUNCH
 from model.analysis.reading import analyze_bytes
 from model.patcher import PatchingConfig
 
@@ -204,7 +205,7 @@ def test_4_lone_surrogate_is_refused_everywhere(page, server):
         t.value = 'abc\\ud800def'; t.dispatchEvent(new Event('input', {bubbles: true})); }""")
     wait_notice(page, "lone surrogate U+D800 at character 3")
     bad = "abc\ud800def"  # gradio_client cannot send a lone surrogate; JSON can (\\ud800)
-    for api, data in [("analyze", [bad, None, None, "entropy", 4, SHIPPED]), ("generate", [bad, 8, 0.0, None, None, 0])]:
+    for api, data in [("analyze", [bad, None, None, "entropy", 4, SHIPPED]), ("generate", [bad, 8, 0.0, None, None, 0, SHIPPED, SHIPPED_BASELINE])]:
         assert "lone surrogate U+D800 at character 3" in raw_call(server[0], api, data)
 
 

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 from ..baseline import BPEBaseline
 from ..blt import BLT
 from ..checks import check_text
-from ..tokenizer import encode, ids_to_bytes
 from .bpb import baseline_bpb, blt_bpb
 from .reading import Analysis, Segmentation, _spans, analyze_bytes, bpe_segmentation
 
@@ -121,10 +120,10 @@ def check_kind(kind: object, rate: object, seed: object) -> tuple[str, float | N
 
 
 def add_noise(text: str, kind: str, rate: float | None = None, seed: int = 0) -> Noised:
-    """`text` noised by `kind` at `rate` (None: the paper's default) with `seed`. Lone surrogates, which UTF-8
-    cannot hold, become U+FFFD first, as everywhere else in the package."""
+    """`text` noised by `kind` at `rate` (None: the paper's default) with `seed`. A lone surrogate, which UTF-8
+    cannot hold, is refused (model.checks.check_text), as everywhere else in the package."""
     kind, rate, seed = check_kind(kind, rate, seed)
-    text = ids_to_bytes(encode(check_text(text), add_bos=False)).decode("utf-8")
+    text = check_text(text)
     rng = random.Random(seed)
     chars = list(text)
     drawn = set(rng.sample(range(len(chars)), round(rate * len(chars)))) if rate is not None else set()
