@@ -43,7 +43,7 @@ DEFAULT_STRIDE = 4
 VIEW_BYTES = 16_384  # bytes of text drawn at once; longer texts page through them (the browser stays quick)
 PREVIEW_BYTES = 2048  # bytes of text drawn per row of the scheme comparison (counts always cover all)
 TABLE_ROWS = 500  # patches listed in the table (the downloads hold all)
-BPB_BYTES = 16_384  # bytes the BLT and the baseline score per text (both run in full; the entropy model reads all)
+BPB_BYTES = 2048  # bytes the BLT and the baseline score per text (~1 s on a 2-core CPU; the entropy model reads all)
 
 
 @dataclass
@@ -82,29 +82,27 @@ class View:
 
 
 def read(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: dict[str, Tokenizer],
-         missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
-         models: tuple[BLT, BPEBaseline, Tokenizer] | None = None) -> Reading:
-    """Run the entropy model once over the text (its first max_bytes) and tokenise it with each BPE tokenizer;
-    with `models` (a BLT, the baseline and its tokenizer) also score it with both, on its first BPB_BYTES.
+         missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> Reading:
+    """Run the entropy model once over the text (its first max_bytes) and tokenise it with each BPE tokenizer.
     Raises ValueError for empty text."""
-    *_, reading = readings(text, entropy_model, model_name, tokenizers, missing, max_bytes, models=models)
+    *_, reading = readings(text, entropy_model, model_name, tokenizers, missing, max_bytes)
     return reading
 
 
 def readings(text: str, entropy_model: EntropyModel, model_name: str, tokenizers: dict[str, Tokenizer],
              missing: dict[str, str] | None = None, max_bytes: int = MAX_BYTES, reuse: Reading | None = None,
-             window: int | None = None, models: tuple[BLT, BPEBaseline, Tokenizer] | None = None) -> Iterator[Reading]:
+             window: int | None = None) -> Iterator[Reading]:
     """`read`, a window at a time: a reading of the first part after each window (with `unread` bytes to go),
-    the whole reading last (scored by `models`, as in `read`). `reuse`, the session's previous reading, keeps its
+    the whole reading last. `reuse`, the session's previous reading, keeps its
     numbers before the first changed byte. The text is checked at this call."""
     data, original = text_bytes(text, max_bytes)
     prior = reuse.analysis if reuse is not None and reuse.model == model_name else None
     windows = read_windows(data, entropy_model, *([window] if window else []), reuse=prior, original_bytes=original)
-    return _readings(windows, len(data), model_name, tokenizers, missing, models)
+    return _readings(windows, len(data), model_name, tokenizers, missing)
 
 
 def _readings(windows: Iterator, n: int, model_name: str, tokenizers: dict[str, Tokenizer],
-              missing: dict[str, str] | None, models: tuple[BLT, BPEBaseline, Tokenizer] | None) -> Iterator[Reading]:
+              missing: dict[str, str] | None) -> Iterator[Reading]:
     seconds = 0.0
     while True:
         start = time.perf_counter()
@@ -115,14 +113,15 @@ def _readings(windows: Iterator, n: int, model_name: str, tokenizers: dict[str, 
         if len(analysis.data) < n:
             yield Reading(analysis, model_name, model_seconds=seconds, unread=n - len(analysis.data))
         else:
-            reading = Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
-            if models is not None:
-                reading.models_bpb = scores(analysis.data, *models)
-            yield reading
+            yield Reading(analysis, model_name, tokenize(analysis, tokenizers), dict(missing or {}), seconds)
 
 
-def scores(data: bytes, blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer) -> tuple[float, float, str]:
-    """The BLT's and the baseline's bits per byte on the text's first BPB_BYTES (whole characters), once per text."""
+def scores(data: bytes, blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer,
+           before: Reading | None = None) -> tuple[float, float, str]:
+    """The BLT's and the baseline's bits per byte on the text's first BPB_BYTES (whole characters), once per text:
+    `before`'s, when it scored the same first bytes (an edit further on, typing at the end)."""
+    if before is not None and before.models_bpb[0] is not None and before.analysis.data[:BPB_BYTES] == data[:BPB_BYTES]:
+        return before.models_bpb
     part = data[:BPB_BYTES]
     part = part[: len(part.decode("utf-8", errors="ignore").encode())]  # whole characters for the tokenizer
     note = f" (its first {len(part):,} bytes)" if len(part) < len(data) else ""

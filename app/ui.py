@@ -147,14 +147,19 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         (session None) reads each request whole."""
         if session:
             runs.want(session, text)
-        parts = explorer.readings(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes,
-                                  kept.get(session) if session else None, READ_WINDOW_BYTES, scorers())
+        before = kept.get(session) if session else None
+        parts = explorer.readings(text, models.entropy.get(name), name, bpe_tokenizers, missing, max_bytes, before,
+                                  READ_WINDOW_BYTES)
         while not session or runs.current(session, text):
             trimmer.touch()
             with turns.turn():
                 reading = next(parts, None)
             if reading is None:
                 return
+            if session and not reading.unread and (scoring := scorers()) is not None:
+                # the BLT's and the baseline's bits per byte for the page's summary, outside the model's turns:
+                # other sessions' windows run beside them instead of waiting
+                reading.models_bpb = explorer.scores(reading.analysis.data, *scoring, before)
             if session:
                 kept.put(session, reading)
             yield reading
