@@ -18,7 +18,8 @@ from model.baseline import BPEBaseline
 from model.blt import BLT, BLTConfig
 from model.loading import CheckpointError
 
-from . import plots, render
+from . import plots, render, zerogpu
+from .models import choices, default
 from .render import LN2
 
 DEFAULT_KIND = "repeat"
@@ -106,10 +107,10 @@ def default_rate(kind: str) -> tuple[float, bool]:
 
 # --- the tab ------------------------------------------------------------------------------------------------
 
-def build_tab(resolve: Callable[[], tuple[BLT, BPEBaseline, Tokenizer]], examples: list[tuple[str, str]],
+def build_tab(resolve: Callable[[str, str], tuple[BLT, BPEBaseline, Tokenizer]], examples: list[tuple[str, str]],
               concurrency: dict) -> None:
-    """The Noise lab's components and events, inside the caller's gr.Tab. `resolve()` gives the models (the
-    page's starting pair, through ui.py's one resolver); `concurrency` is the model queue's settings."""
+    """The Noise lab's components and events, inside the caller's gr.Tab. `resolve(blt, baseline)` gives the
+    models by their names on the page's lists (ui.py's one resolver); `concurrency` is the model queue's settings."""
     gr.Markdown("The BLT reads bytes, the baseline reads BPE tokens: add the BLT paper's character noise (§6.2) to "
                 "a text and see what each model makes of it: the BLT's patches coloured by entropy, the baseline's "
                 "tokens, bits per byte of every model, and where their big steps went.")
@@ -122,6 +123,10 @@ def build_tab(resolve: Callable[[], tuple[BLT, BPEBaseline, Tokenizer]], example
             rate = gr.Slider(0, 1, value=DEFAULT_RATES[DEFAULT_KIND], step=0.01, label="Rate (the paper's by default)",
                              elem_id="noise-rate")
             seed = gr.Number(0, precision=0, label="Seed", elem_id="noise-seed")
+            with gr.Row():
+                blt_name = gr.Dropdown(choices("BLT"), value=default("BLT"), label="BLT", elem_id="noise-blt-model")
+                baseline_name = gr.Dropdown(choices("baseline"), value=default("baseline"), label="BPE baseline",
+                                            elem_id="noise-baseline-model")
             run = gr.Button("Add noise and compare", variant="primary", elem_id="noise-run")
     gr.Examples([[t] for _, t in examples], inputs=[text], example_labels=[label for label, _ in examples])
     notice = gr.HTML(js_on_load=None, elem_id="noise-notice")
@@ -145,21 +150,25 @@ def build_tab(resolve: Callable[[], tuple[BLT, BPEBaseline, Tokenizer]], example
         ngram_out = gr.HTML(js_on_load=None, elem_id="noise-ngram-view")
     lab_state = gr.State(None)
 
-    def noise_and_read(text: str, kind: str, rate: float, seed: float | None) -> tuple:
+    @zerogpu.gpu(zerogpu.for_text)
+    def noise_and_read(text: str, kind: str, rate: float, seed: float | None, blt_model: str, baseline_model: str,
+                       progress=gr.Progress(track_tqdm=True)) -> tuple:
         try:
-            blt, baseline, tokenizer = resolve()
+            blt, baseline, tokenizer = resolve(blt_model, baseline_model)
             lab = noise.lab(text, kind, rate if DEFAULT_RATES.get(kind) is not None else None,
                             0 if seed is None else seed, blt, baseline, tokenizer)
         except (ValueError, CheckpointError) as e:
             return (gr.skip(), render.message(str(e), "error"), *[gr.skip()] * 9)
         v = view(lab)
-        return (lab, v.notice, v.noisy_text, v.clean_blt, v.noisy_blt, v.clean_tokens, v.noisy_tokens, v.table, v.chart,
+        return ((lab, blt.config), v.notice, v.noisy_text, v.clean_blt, v.noisy_blt, v.clean_tokens, v.noisy_tokens, v.table, v.chart,
                 v.steps, gr.update(value=None))
 
-    def show_ngrams(lab: Lab | None, position: float | None) -> str:
-        if lab is None:
+    def show_ngrams(read: tuple[Lab, BLTConfig] | None, position: float | None) -> str:
+        """The picked byte's n-grams in the buckets of the BLT that read the noisy text."""
+        if read is None:
             return gr.skip()
-        return ngram_view(lab.noisy.analysis.data, position, resolve()[0].config)
+        lab, config = read
+        return ngram_view(lab.noisy.analysis.data, position, config)
 
     def kind_rate(kind: str) -> dict:
         value, takes = default_rate(kind)
@@ -167,7 +176,7 @@ def build_tab(resolve: Callable[[], tuple[BLT, BPEBaseline, Tokenizer]], example
                          label="Rate (the paper's by default)" if takes else "Rate (this kind has none)")
 
     outputs = [lab_state, notice, noisy_text, clean_blt, noisy_blt, clean_tokens, noisy_tokens, numbers, chart, spent, pick]
-    run.click(noise_and_read, [text, kind, rate, seed], outputs, **concurrency)
+    run.click(noise_and_read, [text, kind, rate, seed, blt_name, baseline_name], outputs, **concurrency)
     kind.input(kind_rate, kind, rate, api_visibility="private")
     for trigger in (pick.change, lab_state.change):
         trigger(show_ngrams, [lab_state, pick], ngram_out, api_visibility="private", show_progress="hidden")

@@ -541,7 +541,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                 gen_projection = gr.Dataframe(interactive=False, elem_id="gen-projection")
                 gen_formulas = gr.Markdown()
         with gr.Tab("Noise lab", id="noise"):
-            noise.build_tab(lambda: pair(default("BLT"), default("baseline")), examples, dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY,
+            noise.build_tab(pair, examples, dict(concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY,
                                                            api_visibility="private"))
 
         knobs = [threshold, rise, stride, view_from]

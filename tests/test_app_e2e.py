@@ -6,12 +6,15 @@ Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it). Every
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shutil
 import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import gradio as gr
 import huggingface_hub.constants
 import pytest
 from reference import direct_blt, tiny_baseline
@@ -37,6 +40,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serve(demo: gr.Blocks) -> Iterator[str]:
+    """`demo` served in this process on a free port, as `python app.py` launches it; yields its URL."""
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            **LAUNCH)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
 @pytest.fixture(scope="module")
 def server():
     """The app in this process on a free port, with tiny models; the entropy model counts its runs."""
@@ -47,12 +61,8 @@ def server():
         mp.setattr(explorer, "VIEW_BYTES", VIEW_BYTES)
         demo = build_app(counting, tokenizers, max_bytes=MAX_BYTES, blt=direct_blt(21, PatchingConfig(threshold=1.0)),
                          baseline=tiny_baseline())
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                                quiet=True, **LAUNCH)
-        try:
+        with serve(demo) as url:
             yield url, counting, em
-        finally:
-            demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,13 @@ import huggingface_hub.constants
 import pytest
 import torch
 from reference import direct_blt, tiny_baseline
-from test_app_e2e import WAIT_MS, browser, free_port  # noqa: F401 (browser is a fixture)
+from test_app_e2e import WAIT_MS, browser, serve  # noqa: F401 (browser is a fixture)
 from test_app_render import tiny_models
 
 import model
 from app import build_app, explorer, lanes
 from app.explorer import Reading
 from app.models import SHIPPED, SHIPPED_BASELINE
-from app.ui import LAUNCH
 from model.analysis.reading import analyze_bytes
 from model.patcher import PatchingConfig
 
@@ -62,12 +61,8 @@ def server():
         mp.setattr(explorer, "VIEW_BYTES", 2000)
         demo = build_app(em, tiny_models()[1], max_bytes=MAX_BYTES, blt=direct_blt(21, PatchingConfig(threshold=1.0)),
                          baseline=tiny_baseline())
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                                quiet=True, **LAUNCH)
-        try:
+        with serve(demo) as url:
             yield url, em
-        finally:
-            demo.close()
 
 
 def open_page(browser, url):  # noqa: F811

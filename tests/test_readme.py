@@ -16,11 +16,11 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from test_app_e2e import CHROMIUM_ARGS, WAIT_MS, analyse, free_port, patches
+from test_app_e2e import CHROMIUM_ARGS, WAIT_MS, analyse, patches, serve
 
 from app import build_app, explorer
 from app.render import LN2
-from app.ui import LAUNCH, load_examples
+from app.ui import load_examples
 from model import load_entropy_model
 from model.__main__ import main as cli
 from model.bpe import SHIPPED, shipped_tokenizer
@@ -42,12 +42,8 @@ def shipped_server():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
         demo = build_app()
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                                quiet=True, **LAUNCH)
-        try:
+        with serve(demo) as url:
             yield url
-        finally:
-            demo.close()
 
 
 def run_doctest(source: str, name: str) -> None:

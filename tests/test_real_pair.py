@@ -13,10 +13,10 @@ import huggingface_hub.constants
 import pytest
 import torch
 from fakehub import LLAMA_3_2_1B, fake_blt_1b, write_llama_3_2_1b
-from test_app_e2e import CHROMIUM_ARGS, WAIT_MS, free_port
+from test_app_e2e import CHROMIUM_ARGS, WAIT_MS, serve
 
 from app import models
-from app.ui import LAUNCH, build_app
+from app.ui import build_app
 from model.devices import NotEnoughMemoryError
 
 PAIRS = [(models.SHIPPED, models.SHIPPED_BASELINE), ("facebook/blt-1b", models.SHIPPED_BASELINE),
@@ -38,12 +38,8 @@ def server(hub):
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
         mp.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub[0]))
         demo = build_app()
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-                                quiet=True, **LAUNCH)
-        try:
+        with serve(demo) as url:
             yield url
-        finally:
-            demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +144,12 @@ def test_one_large_model_per_role_and_switching_frees_the_one_before(monkeypatch
     assert role.get(models.SHIPPED) is role.get(models.SHIPPED) and loads[-1] is None  # the shipped one, once
     with pytest.raises(ValueError, match="unknown BLT"):
         role.get("facebook/blt-3b")
+
+
+def test_the_noise_lab_reads_with_meta_and_llama(client):
+    out = client.predict("The famous composer", "uppercase", None, 0, "facebook/blt-1b", LLAMA_3_2_1B, api_name="/noise")
+    clean, noisy = out["records"]
+    assert out["noisy_text"] == "THE FAMOUS COMPOSER" and noisy["bytes"] == clean["bytes"] == 19
+    assert noisy["tokens"] >= 1 and noisy["patches"] >= 1
+    got = client.predict("abcabc", 5, "facebook/blt-1b", api_name="/ngrams")
+    assert got["records"] and got["summary"]["blt_1b_vocab"] == 500_002

@@ -85,7 +85,8 @@ def test_every_function_that_runs_a_model_asks_for_the_gpu_for_what_its_request_
 
     monkeypatch.setattr(spaces, "GPU", recording_gpu)
     app.ui.build_app()
-    assert {"analyse", "switch_model", "api_analyze", "api_compare", "generate_both", "api_generate"} <= set(asked)
+    assert {"analyse", "switch_model", "api_analyze", "api_compare", "generate_both", "api_generate", "api_noise",
+            "noise_and_read"} <= set(asked)
     assert asked["generate_both"] is zerogpu.for_generation
     short, long = zerogpu.for_generation("Hi", 16), zerogpu.for_generation("Hi", 1024)
     assert zerogpu.MIN_S <= short < long <= zerogpu.MAX_S
