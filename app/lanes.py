@@ -17,6 +17,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
+
 from .explorer import Reading
 
 READINGS_BUDGET = 256 * 2**20  # bytes of cached readings, all sessions together
@@ -104,10 +106,13 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("
 
 def release_memory() -> None:
     """Give freed memory back to the system: glibc keeps freed blocks of its arenas (one per thread) for
-    reuse, so without malloc_trim a process stays at its peak after the work is done."""
+    reuse, so without malloc_trim a process stays at its peak after the work is done; torch keeps freed GPU
+    memory cached the same way."""
     gc.collect()
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class Trimmer:

@@ -3,19 +3,18 @@
 A visitor picks models by name from fixed lists: the shipped ones, Meta's BLTs and Llama 3. A Space owner adds
 or chooses the defaults with environment variables (a Hub id or a folder: folders are the owner's, never a
 visitor's). Models load on first use and are shared by every session. The shipped models are small and always
-stay; of the large ones one BLT and one baseline are resident at a time, and loading another frees the one
-before, after checking from its config alone that it fits.
+stay; of the large ones one BLT and one baseline are resident at a time. Loading another frees the one before,
+first when only that makes room (each loader checks memory from the config alone); a model that would not fit
+even then is refused, and the page keeps what it had.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from tokenizers import Tokenizer
 from torch import nn
 
@@ -23,6 +22,8 @@ from model import BLT, load_blt, load_entropy_model
 from model.baseline import BPEBaseline, load_baseline
 from model.devices import GB, NotEnoughMemoryError, module_bytes
 from model.entropy_model import EntropyModel
+
+from .lanes import release_memory
 
 SHIPPED = "shipped (assets/blt)"
 SHIPPED_BASELINE = "shipped (assets/baseline)"
@@ -96,10 +97,10 @@ class Resident:
                     raise NotEnoughMemoryError(f"{e}; even with {self._large.name} unloaded only {room / GB:.1f} GB "
                                                f"would be free, so the page keeps {self._large.name}", e.needed, room) from None
                 self._large = _Slot()  # the one before makes room
-                free_memory()
+                release_memory()
                 model = self._load(src)
             self._large = _Slot(name, model)  # one large model per role: the one before is freed
-            free_memory()
+            release_memory()
             return model
 
     def _held(self) -> int:
@@ -107,12 +108,6 @@ class Resident:
         if model is None:
             return 0
         return sum(module_bytes(m) for m in (model if isinstance(model, tuple) else (model,)) if isinstance(m, nn.Module))
-
-
-def free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class Models:
