@@ -27,7 +27,13 @@ from model.analysis.reading import Segmentation, analyze_bytes
 from model.baseline import BPEBaseline
 from model.blt import BLT
 from model.bpe import LLAMA3, ByteLevelTokens
-from model.checks import check_max_new_bytes, check_sampling, check_seed, check_text
+from model.checks import (
+    as_whole,
+    check_max_new_bytes,
+    check_sampling,
+    check_seed,
+    check_text,
+)
 from model.generate import (
     BASELINE,
     GLOBAL_TRANSFORMER,
@@ -67,8 +73,8 @@ class Request:
         """The request with the page's conventions applied (top-k 0 and top-p 1 are off, whole numbers may come
         as floats); every rule is model.checks', shared with the API and the CLI."""
         prompt = check_text(self.prompt, "prompt", empty_ok=True)
-        n = check_max_new_bytes(_whole(self.max_new_bytes), MAX_NEW_BYTES)
-        top_k = None if self.top_k in (None, 0) else _whole(self.top_k)
+        n = check_max_new_bytes(as_whole(self.max_new_bytes), MAX_NEW_BYTES)
+        top_k = None if self.top_k in (None, 0) else as_whole(self.top_k)
         top_p = None if self.top_p in (None, 1) else self.top_p
         check_sampling(self.temperature, top_k, top_p)
         top_p = None if top_p is None else float(top_p)
@@ -76,8 +82,6 @@ class Request:
         return Request(prompt, n, float(self.temperature), top_k, top_p, seed, bool(self.count_flops))
 
 
-def _whole(x: object) -> object:
-    return int(x) if isinstance(x, float) and x.is_integer() else x
 
 
 @dataclass

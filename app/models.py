@@ -20,6 +20,7 @@ from torch import nn
 
 from model import BLT, load_blt, load_entropy_model
 from model.baseline import BPEBaseline, load_baseline
+from model.checks import check_choice
 from model.devices import GB, NotEnoughMemoryError, module_bytes
 from model.entropy_model import EntropyModel
 
@@ -48,10 +49,7 @@ def default(role: str) -> str:
 
 def check_name(role: str, name: object) -> str:
     """`name` if it is one of the choices; a visitor can name nothing else (no paths, no other repos)."""
-    allowed = choices(role)
-    if name not in allowed:
-        raise ValueError(f"unknown {role} {name!r}; choose one of: {', '.join(allowed)}")
-    return name  # type: ignore[return-value]
+    return check_choice(name, tuple(choices(role)), role)
 
 
 def source(role: str, name: str) -> str | None:

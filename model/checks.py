@@ -20,6 +20,11 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be loaded; the message says why and what to do."""
 
 
+def as_whole(x: object) -> object:
+    """A float that holds a whole number (as the page's number boxes send them) as that int; anything else as is."""
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
 def whole(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -78,8 +83,7 @@ def check_seed(seed: object) -> int | None:
     """None (a fresh random seed) or a whole number torch can seed with."""
     if seed is None:
         return None
-    if isinstance(seed, float) and seed.is_integer():
-        seed = int(seed)
+    seed = as_whole(seed)
     if not (whole(seed) and 0 <= seed <= MAX_SEED):
         raise ValueError(f"the seed must be a whole number from 0 to 2**63-1 ({MAX_SEED:,}), or empty for a random one; got {seed!r}")
     return seed
@@ -92,8 +96,7 @@ def check_threshold_bits(bits: object, what: str = "the threshold θ") -> float:
 
 
 def check_stride(stride: object) -> int:
-    if isinstance(stride, float) and stride.is_integer():
-        stride = int(stride)
+    stride = as_whole(stride)
     if not (whole(stride) and 1 <= stride <= MAX_STRIDE):
         raise ValueError(f"the stride must be a whole number of bytes from 1 to {MAX_STRIDE}, got {stride!r}")
     return stride

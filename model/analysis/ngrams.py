@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..blt import HASH_PRIMES, BLTConfig, blt_1b_config, hash_ngram_buckets
-from ..checks import check_text
+from ..checks import as_whole, check_text, whole
 from ..tokenizer import (
     BOS_ID,
     OFFSET,
@@ -54,9 +54,8 @@ def ngram_records(text: str | bytes, position: int, config: BLTConfig) -> list[d
     n-gram ends; -1 is BOS."""
     ids = _ids(text)
     n_bytes = ids.shape[1] - 1
-    if isinstance(position, float) and position.is_integer():
-        position = int(position)
-    if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < n_bytes:
+    position = as_whole(position)
+    if not whole(position) or not 0 <= position < n_bytes:
         raise ValueError(f"the byte position must be a whole number from 0 to {n_bytes - 1}, got {position!r}")
     t = position + 1
     out = []

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..baseline import BPEBaseline
 from ..blt import BLT
-from ..checks import check_text
+from ..checks import check_choice, check_seed, check_text
 from .bpb import baseline_bpb, blt_bpb
 from .reading import Analysis, Segmentation, _spans, analyze_bytes, bpe_segmentation
 
@@ -105,12 +105,10 @@ class Noised:
 
 def check_kind(kind: object, rate: object, seed: object) -> tuple[str, float | None, int]:
     """(kind, rate, seed) checked: the rate defaults to the paper's; kinds without a rate take none."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if isinstance(seed, float) and seed.is_integer():
-        seed = int(seed)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"the seed must be a whole number, got {seed!r}")
+    check_choice(kind, KINDS, "noise kind")
+    if seed is None:
+        raise ValueError("the noise lab needs a seed (a whole number): the same seed always gives the same noise")
+    seed = check_seed(seed)
     if DEFAULT_RATES[kind] is None:
         return kind, None, seed
     rate = DEFAULT_RATES[kind] if rate is None else rate
