@@ -66,8 +66,17 @@ def fast_bf16(device: str | torch.device) -> bool:
     return False
 
 
+DTYPE_ENV = "BLT_EXPLORER_DTYPE"  # float32 or bfloat16: the compute dtype on every device, whatever the hardware
+
+
 def compute_dtype(device: str | torch.device) -> torch.dtype:
-    """bf16 where the hardware is fast at it, else fp32."""
+    """bf16 where the hardware is fast at it, else fp32; BLT_EXPLORER_DTYPE decides instead where it is set
+    (reference numbers on a bf16 machine: the test suite sets float32, so it checks the same numbers anywhere)."""
+    forced = os.environ.get(DTYPE_ENV)
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise ValueError(f"{DTYPE_ENV} must be float32 or bfloat16, got {forced!r}")
+        return getattr(torch, forced)
     return torch.bfloat16 if fast_bf16(device) else torch.float32
 
 

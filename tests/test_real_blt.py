@@ -98,10 +98,16 @@ def test_blt_1b_needs_about_12_gb_on_a_cpu_and_9_in_bf16():
 
 
 def test_bf16_only_where_the_hardware_is_fast(monkeypatch):
+    monkeypatch.delenv(devices.DTYPE_ENV)  # the rule itself, not the suite's float32
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "fma"})
     assert not devices.fast_bf16("cpu") and devices.compute_dtype("cpu") == torch.float32
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert devices.fast_bf16("cpu") and devices.compute_dtype("cpu") == torch.bfloat16
+    monkeypatch.setenv(devices.DTYPE_ENV, "float32")  # the owner's choice wins over the hardware's
+    assert devices.compute_dtype("cpu") == torch.float32
+    monkeypatch.setenv(devices.DTYPE_ENV, "fp8")
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        devices.compute_dtype("cpu")
     assert devices.available_memory("cpu") > 0
 
 
