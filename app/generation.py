@@ -43,6 +43,7 @@ from model.generate import (
     generate,
     generate_baseline,
 )
+from model.steps import compiled_ready
 from model.tokenizer import EOS_ID, OFFSET
 
 from . import plots, render
@@ -120,14 +121,17 @@ def run(blt: BLT, baseline: BPEBaseline, tokenizer: Tokenizer, req: Request,
         stop: Callable[[], bool] = lambda: False) -> Iterator[Duel]:
     """Generate with both models, the one with fewer bytes out stepping next, so both grow together; yields
     the duel after every step. Bad settings (here, in model.generate and its sampling) raise ValueError at this
-    call, before anything runs; `stop()` ends it early."""
+    call, before anything runs; `stop()` ends it early. A model whose compiled steps are ready (`Models.compile`)
+    runs them; any other runs its steps eagerly, with the same results."""
     req = req.check()
     sampling = dict(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, seed=req.seed,
                     count_flops=req.count_flops)
     duel = Duel()
-    streams: dict[str, Iterator] = {"blt": generate(blt, req.prompt, req.max_new_bytes, **sampling)}
+    streams: dict[str, Iterator] = {"blt": generate(blt, req.prompt, req.max_new_bytes, compile=compiled_ready(blt),
+                                                    **sampling)}
     if req.prompt:
-        streams["baseline"] = generate_baseline(baseline, tokenizer, req.prompt, req.max_new_bytes, **sampling)
+        streams["baseline"] = generate_baseline(baseline, tokenizer, req.prompt, req.max_new_bytes,
+                                                compile=compiled_ready(baseline), **sampling)
     else:
         duel.baseline_error = ("The BPE baseline has no beginning-of-text token, so it needs a prompt of at least "
                                "one character; the BLT starts from BOS.")

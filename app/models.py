@@ -23,6 +23,8 @@ from model.baseline import BPEBaseline, load_baseline
 from model.checks import check_choice
 from model.devices import GB, NotEnoughMemoryError, module_bytes
 from model.entropy_model import EntropyModel
+from model.generate import generate, generate_baseline
+from model.steps import can_compile
 
 from .lanes import release_memory
 
@@ -33,6 +35,7 @@ HUB = {"entropy model": ("facebook/blt-entropy", "facebook/blt-1b", "facebook/bl
        "baseline": ("meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.1-8B")}
 SHIPPED_NAMES = {"entropy model": SHIPPED, "BLT": SHIPPED, "baseline": SHIPPED_BASELINE}
 ENV = {"entropy model": "BLT_EXPLORER_ENTROPY_MODEL", "BLT": "BLT_EXPLORER_BLT", "baseline": "BLT_EXPLORER_BASELINE"}
+COMPILE_ENV = "BLT_EXPLORER_COMPILE"  # 0: never compile the decode steps
 
 
 def choices(role: str) -> list[str]:
@@ -121,4 +124,22 @@ class Models:
         """Load the defaults now: on ZeroGPU models must be placed on CUDA when the app starts."""
         for role in (self.entropy, self.blt, self.baseline):
             role.get(default(role.role))
+
+    def compile(self) -> threading.Thread | None:
+        """Compile the default BLT's and baseline's decode steps in the background (model/steps.py; about a
+        minute on a laptop CPU): generations run them once they are ready, eager steps until then. Two warm-up
+        generations of different lengths leave nothing to compile for a visitor's. Off where torch.compile is
+        not (ZeroGPU, no C++ compiler) and with BLT_EXPLORER_COMPILE=0."""
+        blt, (baseline, tokenizer) = self.blt.get(default("BLT")), self.baseline.get(default("baseline"))
+        if os.environ.get(COMPILE_ENV, "1") == "0" or not can_compile(next(blt.parameters()).device):
+            return None
+
+        def warm_up() -> None:
+            for n in (4, 5):
+                list(generate(blt, "Warm-up", n, compile=True))
+                list(generate_baseline(baseline, tokenizer, "Warm-up", n, compile=True))
+
+        thread = threading.Thread(target=warm_up, daemon=True, name="blt-compile")
+        thread.start()
+        return thread
 

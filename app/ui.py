@@ -112,6 +112,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     models = Models(entropy_model, blt, baseline)
     if zerogpu.ON_ZEROGPU:
         models.preload()
+    else:
+        models.compile()
     shipped_threshold_bits = (threshold_bits if threshold_bits is not None else
                               DEFAULT_THRESHOLD_BITS if entropy_model is not None else default_threshold() / LN2)
 

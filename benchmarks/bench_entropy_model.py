@@ -1,10 +1,12 @@
-"""Entropy-model throughput on 64 KB of text: model/ against transformers' BltPatcher, same random weights.
+"""Entropy-model throughput on 64 KB of text: model/ against transformers' BltPatcher, same random weights;
+then the explorer's 10 KB read with attention blocks of several sizes.
 
     python benchmarks/bench_entropy_model.py [--kb 64] [--repeats 3] [--threads 2]
 
 transformers builds a dense T×T mask, so it is fed 8192-byte windows (Meta's own chunk size); model/
 takes the whole text and attends block by block within the 512-byte sliding window. Both run float32
-on the CPU, in one process, alternating, and the best of the repeats is reported.
+on the CPU, in one process, alternating, and the best of the repeats is reported. The block sizes are
+timed the same way, with the share of attention (scaled_dot_product_attention's own time, torch.profiler).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from machine import machine_line  # noqa: E402
 
 from model import encode  # noqa: E402
 from model.entropy_model import EntropyModel, EntropyModelConfig  # noqa: E402
+from model.layers import Attention  # noqa: E402
 from model.loading import meta_to_hf  # noqa: E402
 
 
@@ -82,6 +85,29 @@ def main() -> None:
         diff = float((run_ours() - run_hf()).abs().max())
         t_ours, t_hf = best_of(run_ours, args.repeats), best_of(run_hf, args.repeats)
         print(f"{name:<18}{t_ours:>10.2f}{t_hf:>16.2f}{args.kb / t_ours:>13.1f}{t_hf / t_ours:>9.2f}×{diff:>10.1e}")
+    attention_blocks(EntropyModel(shapes["shipped (4×256)"]).eval(), torch.tensor([encode(text_of(10))]), args.repeats)
+
+
+def attention_share(fn) -> float:
+    """Share of fn's time spent inside scaled_dot_product_attention."""
+    with torch.profiler.profile() as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.cpu_time_total for e in events if e.key == "aten::scaled_dot_product_attention") / total
+
+
+def attention_blocks(model: EntropyModel, ids: torch.Tensor, repeats: int) -> None:
+    """The 10 KB read with blocks of B queries: B+511 keys scored per block, 512 needed per query."""
+    default = Attention.block_size
+    print(f"\n10 KB read ({ids.shape[1]} ids, shipped shape), attention blocks of B queries in the 512-byte window")
+    print(f"{'B':>6}{'read s':>9}{'attention':>11}{'keys scored / needed':>22}")
+    for block in (512, 256, 128, default, 32):
+        Attention.block_size = block
+        seconds = best_of(lambda: model.entropies(ids), repeats)
+        share = attention_share(lambda: model.entropies(ids))
+        print(f"{block:>6}{seconds:>9.3f}{share:>10.0%}{(block + 511) / 512:>21.2f}×" + ("   ← model/" if block == default else ""))
+    Attention.block_size = default
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -24,6 +26,17 @@ def machine_line() -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"machine: {cpu_model()}, {len(os.sched_getaffinity(0))} cores, SIMD {' '.join(flags) or 'none found'}, "
             f"bf16 units {bf16}; torch {torch.__version__}, {torch.get_num_threads()} threads{gpu}; load average {load}")
+
+
+def read_bandwidth(device: torch.device) -> float:
+    """Memory read bandwidth in bytes/s: the best of 5 sums over a 1 GB fp32 tensor (far larger than any cache)."""
+    x = torch.ones(1 << 28, device=device)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        x.sum().item()
+        best = min(best, time.perf_counter() - start)
+    return x.nbytes / best
 
 
 if __name__ == "__main__":

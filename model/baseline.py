@@ -83,6 +83,12 @@ class BPEBaseline(TransformerStack):
         return self.output(self.norm(h)).float()
 
 
+    def step(self, tokens: Tensor, pos: Tensor, cache: list[KVCache]) -> Tensor:
+        """`extend` for one token [B, 1] at `pos` (0-d tensor), at fixed shapes (layers.Attention.step)."""
+        h = TransformerStack.step(self, self.tok_embeddings(tokens), pos, cache)
+        return self.output(self.norm(h)).float()
+
+
 def _halves_from_pairs(w: Tensor, n_heads: int) -> Tensor:
     """Reorder q/k projection rows from interleaved RoPE pairs (Meta) to rotate-half order (Llama in HF)."""
     out_dim, in_dim = w.shape

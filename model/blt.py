@@ -185,6 +185,15 @@ class LocalEncoder(TransformerStack):
                 states.append(h)
         return states
 
+    def step(self, embeds: Tensor, pos: Tensor, cache: list[KVCache]) -> list[Tensor]:
+        """`extend` for one byte [B, 1, D] at `pos` (0-d tensor), at fixed shapes (layers.Attention.step)."""
+        rope, h, states = self.rope(pos.view(1)), embeds, []
+        for i, (layer, c) in enumerate(zip(self.layers, cache)):
+            h = layer.step(h, rope, pos, c)
+            if self.all_layers or i == len(self.layers) - 1:
+                states.append(h)
+        return states
+
     def patch_slots(self, states: list[Tensor], own_bytes: int) -> Tensor:
         """The k slots [B, k, D] of one patch, as `forward` builds them: max-pool the patch's own bytes (the
         last `own_bytes` of the first states), project, then cross-attend to all the bytes given, layer by layer."""
@@ -217,6 +226,12 @@ class GlobalTransformer(TransformerStack):
             patches = self.token_embedding_projection(patches)
         positions = torch.arange(start, start + patches.shape[1], device=patches.device)
         return TransformerStack.forward(self, patches, positions, cache=cache)
+
+    def step(self, patch: Tensor, pos: Tensor, cache: list[KVCache]) -> Tensor:
+        """`extend` for one patch [B, 1, k·D] at `pos` (0-d tensor), at fixed shapes (layers.Attention.step)."""
+        if self.token_embedding_projection is not None:
+            patch = self.token_embedding_projection(patch)
+        return TransformerStack.step(self, patch, pos, cache)
 
 
 class LocalDecoder(TransformerStack):
@@ -270,6 +285,17 @@ class LocalDecoder(TransformerStack):
         return self.output(self.norm(h)).float()
 
 
+    def step(self, h: Tensor, pos: Tensor, cache: list[KVCache], slots: list[KV], visible: Tensor) -> Tensor:
+        """`extend` for one byte [B, 1, D] at `pos` (0-d tensor), at fixed shapes: `slots` hold the keys and
+        values of a fixed number of patch slots, `visible` [slots] marks those this byte sees."""
+        rope, mask = self.rope(pos.view(1)), visible.view(1, 1, 1, -1)
+        for i, (layer, c) in enumerate(zip(self.layers, cache)):
+            if self.all_layers or i == 0:
+                h = h + self.cross_attn_layers[i](h, slots[i], mask)
+            h = layer.step(h, rope, pos, c)
+        return self.output(self.norm(h)).float()
+
+
 class BLT(nn.Module):
     def __init__(self, config: BLTConfig):
         super().__init__()
@@ -289,6 +315,11 @@ class BLT(nn.Module):
         for table, ids in zip(self.encoder_hash_tok_embedding, hash_ngram_buckets(self.config, tokens).values(), strict=True):
             e = e + table(ids).to(e.dtype)
         return e
+
+    def encoder_step(self, window: Tensor, pos: Tensor, cache: list[KVCache]) -> list[Tensor]:
+        """The local encoder's states (LocalEncoder.step) for the last byte of `window` [B, max n-gram size]: the ids
+        its hash n-grams read, zeros before the first byte (as hashing pads)."""
+        return self.local_encoder.step(self.embed(window)[:, -1:], pos, cache)
 
     @torch.no_grad()
     def internal_patch_lengths(self, tokens: Tensor) -> Tensor:

@@ -81,6 +81,12 @@ class EntropyModel(TransformerStack):
         h = TransformerStack.forward(self, self.tok_embeddings(tokens), positions, cache=cache)
         return self.output(self.norm(h)).float()
 
+    def step(self, tokens: Tensor, pos: Tensor, cache: list[KVCache]) -> Tensor:
+        """`extend` for one byte [B, 1] at `pos` (0-d tensor) of the context window, at fixed shapes
+        (layers.Attention.step): returns the entropy (nats) of its next-byte prediction [B]."""
+        h = TransformerStack.step(self, self.tok_embeddings(tokens), pos, cache)
+        return entropy_from_logits(self.output(self.norm(h))[:, -1])
+
     @torch.no_grad()
     def entropies(self, tokens: Tensor) -> Tensor:
         """Entropy in nats [B, T] of the prediction made at each position (the uncertainty about the next byte)."""

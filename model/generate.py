@@ -45,8 +45,9 @@ from .checks import (
     whole,
 )
 from .entropy_model import entropy_from_logits
-from .layers import KV, KVCache
+from .layers import KV, KVCache, fixed_buffer, one_position
 from .patcher import PatchingConfig
+from .steps import ByteSteps, Step, byte_steps, token_step
 from .tokenizer import BOS_ID, EOS_ID, VOCAB_SIZE, encode
 
 if TYPE_CHECKING:
@@ -212,6 +213,9 @@ def cache_bytes(cache: list[KVCache] | list[KV] | None) -> int:
     return sum(c.nbytes if isinstance(c, KVCache) else c[0].nbytes + c[1].nbytes for c in cache or [])
 
 
+NO_PATCH = -(2**62)  # the patch index of a decoder slot that holds no patch yet: outside every window
+
+
 def patch_closes(t: int, entropy: Tensor | None, previous: Tensor | None, open_bytes: int, cfg: PatchingConfig) -> bool:
     """Does the patch holding byte t end at t, so that byte t+1 opens the next one? Meta's realtime patching:
     `patcher.patch_lengths` applies the same rules to a whole sequence at once. `open_bytes` counts the
@@ -237,14 +241,21 @@ class Reader(Protocol):
 
     def feed(self, ids: list[int]) -> tuple[Tensor, Tensor | None, list[bool] | None]: ...
 
+    def reserve(self, n: int) -> None: ...
+
     def kv_bytes(self) -> dict[str, int]: ...
 
 
 class CachedBLT:
     """The BLT reading bytes incrementally. `feed(ids)` returns next-byte logits for each fed byte, as
-    BLT.forward over everything fed so far would (up to float rounding), plus the entropies and patch closes."""
+    BLT.forward over everything fed so far would (up to float rounding), plus the entropies and patch closes.
 
-    def __init__(self, blt: BLT, meter: Meter | None = None):
+    Several bytes (a prompt) are read in one batched pass. With `steps` (model/steps.py), a single byte takes
+    the fixed-shape step of each component, compiled or eager, on caches that keep their shapes (caches without
+    a sliding window grow as needed; `reserve` makes room up front). Without, it takes the batched path too,
+    whose attention covers only the positions written: what counting FLOPs should see."""
+
+    def __init__(self, blt: BLT, meter: Meter | None = None, steps: ByteSteps | None = None):
         cfg = blt.config
         if cfg.patching.mode not in ("entropy", "byte"):
             raise ValueError(f"cached generation supports entropy and byte patching, not {cfg.patching.mode!r}: "
@@ -252,10 +263,12 @@ class CachedBLT:
         if cfg.patching.mode == "entropy" and blt.entropy_model is None:
             raise ValueError("this BLT patches by entropy but has no entropy model")
         self.blt, self.patching = blt, cfg.patching
+        self.steps = steps
         self.device = next(blt.parameters()).device
         self.meter = meter or Meter(self.device)
         self.encoder_window = cfg.cross_attn_window_encoder or 1  # patches whose bytes a patch's slots see
         self.decoder_window = cfg.cross_attn_window_decoder or 1  # closed patches a byte sees
+        self.ngram = max(cfg.hash_ngram_sizes, default=1)  # ids the hash n-grams of a byte look at
         self.length = 0  # bytes read
         self.recent: list[int] = []  # the last ids, for the hash n-grams
         self.last_entropy: Tensor | None = None
@@ -269,8 +282,13 @@ class CachedBLT:
         self.byte_states: list[Tensor] | None = None
         self.states_from = 0
         self.patches = 0  # closed patches, i.e. global steps taken
-        self.slots: list[KV] | None = None  # decoder cross-attention keys/values of the patches from slots_from
-        self.slots_from = 0
+        # the decoder's cross-attention keys/values of the last decoder_window patches' slots, per layer, in a
+        # ring of fixed size (patch j at (j % window)·k), and the patch each slot holds (NO_PATCH: none yet)
+        ring, dtype = self.decoder_window * cfg.cross_attn_k, next(blt.local_decoder.parameters()).dtype
+        self.slots: list[KV] = [tuple(fixed_buffer(torch.zeros(1, c.n_kv_heads, ring, c.head_dim, dtype=dtype, device=self.device))
+                                      for _ in "kv") for c in blt.local_decoder.cross_attn_layers]
+        self.slot_patch = torch.full((ring,), NO_PATCH, device=self.device)
+        self.slot_seen = fixed_buffer(self.slot_patch >= 0)  # what a byte read alone sees: every patch in the ring
 
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, Tensor | None, list[bool]]:
@@ -282,8 +300,7 @@ class CachedBLT:
             with self.meter(ENTROPY_MODEL):
                 entropies = self._entropies(ids, start)
         with self.meter(LOCAL_ENCODER):
-            tail = torch.tensor([self.recent + ids], device=self.device)
-            states = self.blt.local_encoder.extend(self.blt.embed(tail)[:, -n:], start, self.encoder_kv)
+            states = self._encode(ids, start)
             self.byte_states = states if self.byte_states is None else [
                 torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
         closes, patches = [], []
@@ -297,20 +314,35 @@ class CachedBLT:
             closes.append(close)
             self.last_entropy = entropy
         self._forget_bytes()
+        new_slots = None
         if patches:
             with self.meter(GLOBAL_TRANSFORMER):
-                out = self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
+                out = self._global(patches)
             with self.meter(LOCAL_DECODER):
-                new = self.blt.local_decoder.slot_keys_values(out)
-                self.slots = new if self.slots is None else [
-                    (torch.cat([k0, k1], dim=2), torch.cat([v0, v1], dim=2)) for (k0, v0), (k1, v1) in zip(self.slots, new)]
-            self.patches += len(patches)
+                new_slots = self.blt.local_decoder.slot_keys_values(out)
         with self.meter(LOCAL_DECODER):
-            logits = self._decode(states[-1], closes, start)
-        keep = max(self.blt.config.hash_ngram_sizes, default=1) - 1
-        self.recent = (self.recent + ids)[max(0, len(self.recent) + n - keep):]
+            logits = self._decode(states[-1], closes, start, new_slots)
+        self.patches += len(patches)
+        self.recent = (self.recent + ids)[-(self.ngram - 1):] if self.ngram > 1 else []
         self.length += n
         return logits[0], entropies, closes
+
+    def reserve(self, n: int) -> None:
+        """Room for n more bytes in the caches without a window (each byte may close a patch), so that their
+        shapes stay fixed while generating them."""
+        for cache in (self.global_kv, self.encoder_kv, self.decoder_kv, self.entropy_kv or []):
+            for c in cache:
+                c.reserve(n)
+
+    def _global(self, patches: list[Tensor]) -> Tensor:
+        """The global transformer's outputs [1, P, D_G] for the patches just closed (one while generating)."""
+        if len(patches) == 1 and self.steps is not None:
+            with one_position(self.global_kv):
+                return self.steps.global_(patches[0], self._position(self.patches), self.global_kv)
+        return self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
+
+    def _position(self, t: int) -> Tensor:
+        return torch.tensor(t, device=self.device)
 
     def _entropies(self, ids: list[int], start: int) -> Tensor:
         """H[t] of each new byte, with the context restarted every max_seqlen bytes as EntropyModel.forward does."""
@@ -320,10 +352,23 @@ class CachedBLT:
             piece = ids[i : i + S - t % S]
             if t % S == 0:
                 self.entropy_kv = model.new_cache()
-            logits = model.extend(torch.tensor([piece], device=self.device), t % S, self.entropy_kv)
-            out.append(entropy_from_logits(logits[0]))
+            tokens = torch.tensor([piece], device=self.device)
+            if len(piece) == 1 and self.steps is not None:
+                with one_position(self.entropy_kv):
+                    out.append(self.steps.entropy(tokens, self._position(t % S), self.entropy_kv)[0:1])
+            else:
+                out.append(entropy_from_logits(model.extend(tokens, t % S, self.entropy_kv)[0]))
             t, i = t + len(piece), i + len(piece)
         return torch.cat(out)
+
+    def _encode(self, ids: list[int], start: int) -> list[Tensor]:
+        """The encoder's states of the new bytes, per cross-attending layer [1, n, D]."""
+        if len(ids) == 1 and self.steps is not None:  # the hash n-grams of one byte: its last `ngram` ids, zeros before the first (as hashing pads)
+            window = torch.tensor([[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids], device=self.device)
+            with one_position(self.encoder_kv):
+                return self.steps.encode(window, self._position(start), self.encoder_kv)
+        tail = torch.tensor([self.recent + ids], device=self.device)
+        return self.blt.local_encoder.extend(self.blt.embed(tail)[:, -len(ids):], start, self.encoder_kv)
 
     def _close_patch(self, t: int) -> Tensor:
         """The global transformer's input [1, 1, k·D] for the patch that ends at byte t."""
@@ -338,22 +383,38 @@ class CachedBLT:
         self.byte_states = [s[:, drop:] for s in self.byte_states]
         self.states_from = self.starts[0]
 
-    def _decode(self, h: Tensor, closes: list[bool], start: int) -> Tensor:
-        """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or
-        before t (and the window before it), so patches closed by this very feed count."""
+    def _decode(self, h: Tensor, closes: list[bool], start: int, new: list[KV] | None) -> Tensor:
+        """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or before t
+        (and the window before it), so patches closed by this very feed count. `new`: their slots' keys/values."""
+        decoder = self.blt.local_decoder
+        if len(closes) == 1 and self.steps is not None:
+            if new is not None:
+                self._keep_slots(new)
+            with one_position(self.decoder_kv):
+                return self.steps.decode(h, self._position(start), self.decoder_kv, self.slots, self.slot_seen)
         k = self.blt.config.cross_attn_k
-        seen = list(accumulate(closes, initial=self.patches - sum(closes) - 1))[1:]  # the patch each byte reads
-        keep_from = max(0, seen[0] - self.decoder_window + 1)
-        drop = (keep_from - self.slots_from) * k
-        self.slots = [(keys[:, :, drop:], values[:, :, drop:]) for keys, values in self.slots]
-        self.slots_from = keep_from
-        mask = None  # one byte sees exactly the patches kept
-        if len(seen) > 1:
-            slot_patch = keep_from + torch.arange(self.slots[0][0].shape[2], device=self.device) // k
-            mask = patch_window_mask(torch.tensor(seen, device=self.device)[None, :, None], slot_patch[None, None, :],
-                                     self.blt.config.cross_attn_window_decoder)
-        logits = self.blt.local_decoder.extend(h, start, self.decoder_kv, self.slots, mask)
+        seen = list(accumulate(closes, initial=self.patches - 1))[1:]  # the patch each byte reads
+        slots, key_patch = self.slots, self.slot_patch
+        if new is not None:
+            slots = [(torch.cat([k0, k1], dim=2), torch.cat([v0, v1], dim=2)) for (k0, v0), (k1, v1) in zip(slots, new)]
+            key_patch = torch.cat([key_patch, self.patches + torch.arange(new[0][0].shape[2], device=self.device) // k])
+        mask = patch_window_mask(torch.tensor(seen, device=self.device)[None, :, None], key_patch[None, None, :],
+                                 self.blt.config.cross_attn_window_decoder)
+        logits = decoder.extend(h, start, self.decoder_kv, slots, mask)
+        if new is not None:
+            self._keep_slots(new)
         return logits
+
+    def _keep_slots(self, new: list[KV]) -> None:
+        """Put the slots of the patches just closed (numbered from self.patches) into the decoder's ring."""
+        k, w = self.blt.config.cross_attn_k, self.decoder_window
+        count = new[0][0].shape[2] // k
+        for j in range(max(0, count - w), count):
+            patch, ring = self.patches + j, (self.patches + j) % w * k
+            for (rk, rv), (nk, nv) in zip(self.slots, new):
+                rk[:, :, ring : ring + k], rv[:, :, ring : ring + k] = nk[:, :, j * k : (j + 1) * k], nv[:, :, j * k : (j + 1) * k]
+            self.slot_patch[ring : ring + k] = patch
+        self.slot_seen.copy_(self.slot_patch >= 0)
 
     def kv_bytes(self) -> dict[str, int]:
         return {ENTROPY_MODEL: cache_bytes(self.entropy_kv),
@@ -385,24 +446,39 @@ class NoCacheBLT:
         T, n = len(self.tokens), len(ids)
         return logits[-n:], None if entropies is None else entropies[0, -n:], [t in ends for t in range(T - n, T)]
 
+    def reserve(self, n: int) -> None:
+        """Nothing to make room in: every feed starts over."""
+
     def kv_bytes(self) -> dict[str, int]:
         return {}
 
 
 class CachedBaseline:
-    """The BPE baseline reading tokens incrementally, with a KV cache."""
+    """The BPE baseline reading tokens incrementally, with a KV cache: a prompt in one batched pass, then one
+    token at a time through the fixed-shape `step` (compiled or eager) when given, else the batched path."""
 
-    def __init__(self, model: BPEBaseline, meter: Meter | None = None):
+    def __init__(self, model: BPEBaseline, meter: Meter | None = None, step: Step | None = None):
         self.model, self.length, self.kv = model, 0, model.new_cache()
         self.device = next(model.parameters()).device
         self.meter = meter or Meter(self.device)
+        self.step = step
 
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
+        tokens = torch.tensor([ids], device=self.device)
         with self.meter(BASELINE):
-            logits = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
+            if len(ids) == 1 and self.step is not None:
+                with one_position(self.kv):
+                    logits = self.step(tokens, torch.tensor(self.length, device=self.device), self.kv)
+            else:
+                logits = self.model.extend(tokens, self.length, self.kv)
         self.length += len(ids)
         return logits[0], None, None
+
+    def reserve(self, n: int) -> None:
+        """Room for n more tokens, so that the cache's shape stays fixed while generating them."""
+        for c in self.kv:
+            c.reserve(n)
 
     def kv_bytes(self) -> dict[str, int]:
         return {BASELINE: cache_bytes(self.kv)}
@@ -413,13 +489,16 @@ class CachedBaseline:
 
 def generate(blt: BLT, prompt: str | list[int], max_new_bytes: int, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             count_flops: bool = False) -> Iterator[PromptEvent | ByteEvent]:
+             count_flops: bool = False, compile: bool = False) -> Iterator[PromptEvent | ByteEvent]:
     """Stream a BLT continuation of `prompt`: a PromptEvent, then one ByteEvent per byte until EOS or
     max_new_bytes. Cached: the global transformer runs once per patch. Bad arguments raise ValueError here,
-    before anything runs; `count_flops` measures matmul FLOPs per component (slower)."""
+    before anything runs. Each byte takes the fixed-shape steps of model/steps.py, compiled when `compile`.
+    `count_flops` measures matmul FLOPs per component on the batched path instead (slower; attention over the
+    positions written, not a cache's fixed slots; nothing compiled, which the counter could not see)."""
     ids, n, sampling = blt_prompt(prompt), check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
     seed = check_seed(seed)
-    reader = CachedBLT(blt, Meter(next(blt.parameters()).device, count_flops))
+    steps = None if count_flops else byte_steps(blt, compile)
+    reader = CachedBLT(blt, Meter(next(blt.parameters()).device, count_flops), steps)
     return _generate_bytes(reader, ids, n, sampling, seed)
 
 
@@ -435,9 +514,11 @@ def generate_nocache(blt: BLT, prompt: str | list[int], max_new_bytes: int, temp
 
 def generate_baseline(model: BPEBaseline, tokenizer: "Tokenizer", prompt: str, max_new_bytes: int,
                       temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                      seed: int | None = None, count_flops: bool = False) -> Iterator[PromptEvent | TokenEvent]:
+                      seed: int | None = None, count_flops: bool = False,
+                      compile: bool = False) -> Iterator[PromptEvent | TokenEvent]:
     """Stream the BPE baseline's continuation of `prompt`: a PromptEvent, then TokenEvents until
-    max_new_bytes bytes are out (the last token's bytes are cut to fit) or an EOS id of the model's config."""
+    max_new_bytes bytes are out (the last token's bytes are cut to fit) or an EOS id of the model's config.
+    `count_flops` and `compile` as for `generate`."""
     check_text(prompt, "prompt", empty_ok=True)
     if len(prompt.encode("utf-8")) > MAX_PROMPT_BYTES:
         raise ValueError(f"the prompt is over the cap of {MAX_PROMPT_BYTES} bytes: shorten it")
@@ -446,7 +527,8 @@ def generate_baseline(model: BPEBaseline, tokenizer: "Tokenizer", prompt: str, m
         raise ValueError("the BPE baseline has no beginning-of-text token: give it a prompt of at least one character")
     n, sampling = check_max_new_bytes(max_new_bytes), Sampling(temperature, top_k, top_p)
     seed = check_seed(seed)
-    reader = CachedBaseline(model, Meter(next(model.parameters()).device, count_flops))
+    step = None if count_flops else token_step(model, compile)
+    reader = CachedBaseline(model, Meter(next(model.parameters()).device, count_flops), step)
     return _generate_tokens(reader, ids, ByteLevelTokens(tokenizer), n, sampling, seed, model.config.eos_ids)
 
 
@@ -454,6 +536,7 @@ def _generate_bytes(reader: Reader, ids: list[int], max_new: int, sampling: Samp
                     seed: int | None) -> Iterator[PromptEvent | ByteEvent]:
     generator = _rng(seed, reader.device)
     yield _read_prompt(reader, ids, len(ids) - 1)
+    reader.reserve(max_new)
     next_id = ids[-1]
     for _ in range(max_new):
         started = time.perf_counter()
@@ -469,6 +552,7 @@ def _generate_tokens(reader: CachedBaseline, ids: list[int], token_bytes: ByteLe
                      sampling: Sampling, seed: int | None, eos_ids: tuple[int, ...]) -> Iterator[PromptEvent | TokenEvent]:
     generator = _rng(seed, reader.device)
     yield _read_prompt(reader, ids, sum(len(token_bytes(i)) for i in ids[1:]))
+    reader.reserve(max_new)
     next_id, produced = ids[-1], 0
     for _ in range(max_new):  # every token but a special one holds at least one byte
         started = time.perf_counter()

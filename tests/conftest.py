@@ -9,3 +9,10 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # The tests compare algorithms number for number (cached against no-cache, ours against transformers): in float32
 # on every machine, also where model.devices would pick bf16 (CPUs with AVX-512 BF16 or AMX). Subprocesses inherit it.
 os.environ["BLT_EXPLORER_DTYPE"] = "float32"
+# The page compiles its decode steps in the background; the page's tests run without (tests/test_steps.py
+# compiles them on purpose).
+os.environ["BLT_EXPLORER_COMPILE"] = "0"
+# Many small test models compile the same step methods: allow them all, and fail loudly rather than let dynamo
+# fall back to eager in silence (a test that asks for the compiled path gets it, or fails).
+torch._dynamo.config.recompile_limit = 64
+torch._dynamo.config.fail_on_recompile_limit_hit = True

@@ -26,6 +26,7 @@ from model.generate import (
     patch_closes,
 )
 from model.patcher import PatchingConfig, patch_lengths
+from model.steps import ByteSteps, byte_steps, token_step
 from model.tokenizer import BOS_ID, EOS_ID, OFFSET
 
 HF_CONFIGS = {  # transformers' BltForCausalLM, saved and loaded as a user would
@@ -92,12 +93,20 @@ def test_realtime_patching_equals_the_patcher_on_every_prefix(cfg):
 # --- cached = no-cache --------------------------------------------------------------------------------------
 
 
-def test_cached_reading_equals_the_full_forward_at_every_byte(blt):
+PATHS = ["batched", "eager", "compiled"]  # single bytes: through the batched path, the fixed-shape steps, compiled
+
+
+def steps_for(blt, path: str) -> ByteSteps | None:
+    return None if path == "batched" else byte_steps(blt, compile=path == "compiled")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_cached_reading_equals_the_full_forward_at_every_byte(blt, path):
     """Teacher-forced: a batched prompt, single bytes, a batch mid-stream, single bytes again, past the
     16-byte windows, the 48-byte entropy context and many patches. By causality, the logits of the full
     forward at byte t are those Meta's no-cache algorithm computes when t is the newest byte."""
     ids = model.encode(PARITY_TEXTS["multibyte"][:30] + " " + long_text(30))
-    cached, chunks, pos = CachedBLT(blt), [12] + [1] * 6 + [30] + [1] * 4 + [10], 0
+    cached, chunks, pos = CachedBLT(blt, steps=steps_for(blt, path)), [12] + [1] * 6 + [30] + [1] * 4 + [10], 0
     logits, entropies, closes = [], [], []
     for size in chunks + [1] * (len(ids) - sum(chunks)):
         out = cached.feed(ids[pos : pos + size])
@@ -113,6 +122,8 @@ def test_cached_reading_equals_the_full_forward_at_every_byte(blt):
         assert cached.patches == len(ids)
     else:
         assert 6 <= cached.patches <= len(ids) * 2 // 3  # patching is not trivial
+    if path == "compiled":
+        assert cached.steps.compiled  # compiled for real, not fallen back to eager
 
 
 def test_long_prompt_past_the_512_byte_window(tmp_path):
@@ -120,14 +131,15 @@ def test_long_prompt_past_the_512_byte_window(tmp_path):
     save_hf_blt(tmp_path, seed=5)
     blt = model.load_blt(tmp_path)
     ids = model.encode(long_text(1300))
-    reader = CachedBLT(blt)
+    reader = CachedBLT(blt, steps=ByteSteps(blt))
     logits = [reader.feed(ids[:1200])[0]] + [reader.feed([i])[0] for i in ids[1200:]]
     assert (torch.cat(logits) - blt(torch.tensor([ids]))[0]).abs().max() < 1e-4
 
 
-def test_greedy_generation_equals_no_cache_byte_for_byte(blt):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_greedy_generation_equals_no_cache_byte_for_byte(blt, compile):
     prompt = "Crème brûlée, 東京"
-    events = list(generate(blt, prompt, 16))
+    events = list(generate(blt, prompt, 16, compile=compile))
     slow = byte_events(list(generate_nocache(blt, prompt, 16)))
     prompt_event, fast = events[0], byte_events(events)
     assert [e.id for e in fast] == [e.id for e in slow]
@@ -159,20 +171,31 @@ def test_generation_from_bos_only_and_seeded_sampling(small_blt):
 
 
 def test_caches_stay_within_their_windows(small_blt):
-    reader = CachedBLT(small_blt)
+    reader = CachedBLT(small_blt, steps=ByteSteps(small_blt))
     kv = [reader.feed([i]) and reader.kv_bytes() for i in model.encode(long_text(70))]
     for part in ("entropy_model", "local_decoder"):  # sliding windows (and 3 patches' slots): bounded
         assert max(k[part] for k in kv) == max(k[part] for k in kv[:45])
     assert kv[-1]["global_transformer"] > kv[45]["global_transformer"]  # one entry per patch, no window
 
 
-def test_shipped_model_cached_equals_no_cache():
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_shipped_model_cached_equals_no_cache(compile):
     blt = model.load_blt()
     for prompt in ("The famous composer from Salzburg", "Über den Wolken — 東京"):
-        fast, slow = list(generate(blt, prompt, 48)), list(generate_nocache(blt, prompt, 48))
+        fast, slow = list(generate(blt, prompt, 48, compile=compile)), list(generate_nocache(blt, prompt, 48))
         assert [e.id for e in fast[1:]] == [e.id for e in slow[1:]]
         assert [e.starts_patch for e in fast[1:]] == [e.starts_patch for e in slow[1:]]
         assert 1 < sum(e.starts_patch for e in fast[1:]) < len(fast) - 1  # real patches, not one per byte
+
+
+def test_compiled_steps_keep_their_shapes_from_byte_to_byte(small_blt):
+    """No graph per byte or per prompt: after two generations (the second lets the size of a cache that grows,
+    the global transformer's, turn symbolic), one of yet another length compiles nothing new."""
+    for prompt in ("Hello", "A longer prompt, of another size"):
+        list(generate(small_blt, prompt, 20, compile=True))
+    with torch.compiler.set_stance("fail_on_recompile"):
+        events = list(generate(small_blt, "A third prompt, of yet another length, past the first ones", 40, compile=True))
+    assert len(events) == 41 and byte_steps(small_blt, compile=True).compiled
 
 
 # --- stopping, closing, bad input --------------------------------------------------------------------------
@@ -239,17 +262,19 @@ def baseline():
     return tiny_baseline()
 
 
-def test_baseline_kv_cache_equals_the_full_forward(baseline):
+@pytest.mark.parametrize("path", PATHS)
+def test_baseline_kv_cache_equals_the_full_forward(baseline, path):
     net, tokenizer = baseline
     ids = tokenizer.encode(PARITY_TEXTS["multibyte"] + long_text(200)).ids
-    reader = CachedBaseline(net)
+    reader = CachedBaseline(net, step=None if path == "batched" else token_step(net, path == "compiled"))
     got = [reader.feed(ids[:10])[0]] + [reader.feed([i])[0] for i in ids[10:]]
     assert (torch.cat(got) - net(torch.tensor([ids]))[0]).abs().max() < 1e-4
 
 
-def test_baseline_greedy_generation_and_its_bytes(baseline):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_baseline_greedy_generation_and_its_bytes(baseline, compile):
     net, tokenizer = baseline
-    events = list(generate_baseline(net, tokenizer, "Crème brûlée and", 40))
+    events = list(generate_baseline(net, tokenizer, "Crème brûlée and", 40, compile=compile))
     prompt, steps = events[0], events[1:]
     assert all(isinstance(e, TokenEvent) for e in steps)
     ids = list(prompt.ids)

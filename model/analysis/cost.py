@@ -3,9 +3,13 @@
 FLOPs count matrix products only (2·m·n·k each), as torch's FlopCounterMode does: projections, feed-forward
 layers, attention scores and value sums over the keys actually attended (a sliding window caps them),
 cross-attention, output heads. Embedding lookups (bytes, hash n-grams, BPE tokens) cost nothing. Each term
-below is what one cached step of model/generate.py computes, so `blt_flops` must equal what FlopCounterMode
-measures on the same run (tests/test_cost.py), and the paper-scale projection uses the very same terms with
-the released BLT configurations.
+below is what one cached step of model/generate.py's batched path computes, so `blt_flops` must equal what
+FlopCounterMode measures on the same run (tests/test_cost.py), and the paper-scale projection uses the very
+same terms with the released BLT configurations. (The fixed-shape steps also score a cache's empty slots,
+masked, until its window fills: a little more arithmetic for shapes that never change.)
+
+Small models decode at the speed of memory, not arithmetic: `step_weight_bytes` counts the bytes of weights
+each step reads, which over the measured memory bandwidth is the fastest a step can be.
 """
 
 from __future__ import annotations
@@ -142,6 +146,39 @@ def blt_flops(config: BLTConfig, closes: Sequence[bool], first: int = 0) -> dict
 
 def baseline_flops(cfg: TransformerConfig, vocab: int, positions: range) -> float:
     return sum(lm_flops(cfg, vocab, window_context(p, cfg.sliding_window)) for p in positions)
+
+
+# --- weights read per step: the memory-bandwidth bound ------------------------------------------------------
+
+# parameters that the BLT reads once per patch in generation (patch close, global step, the slots' keys/values)
+_PER_PATCH = ("local_encoder.patch_embedding_projection.", "local_encoder.cross_attn_layers.", "global_transformer.",
+              "local_decoder.patch_embedding_projection.", "local_decoder.cross_attn_layers.{}.cross_attn_norm_kv.",
+              "local_decoder.cross_attn_layers.{}.wk.", "local_decoder.cross_attn_layers.{}.wv.")
+
+
+def _read_bytes(name: str, p: torch.Tensor, lookups: dict[str, int]) -> int:
+    """Bytes a step reads of parameter `name`: a table that is only looked up, one row per lookup."""
+    for table, rows in lookups.items():
+        if name.startswith(table):
+            return rows * p[0].nbytes
+    return p.nbytes
+
+
+def step_weight_bytes(model: torch.nn.Module) -> dict[str, int]:
+    """Bytes of weights a generation step reads. A BLT: {"byte": per byte (entropy model, local encoder and its
+    hash n-gram rows, local decoder), "patch": per patch (global transformer, patch slots)}; a BPE model:
+    {"token": per token}. Embedding tables count the rows looked up; an output head tied to them, all of it."""
+    if not isinstance(model, BLT):
+        lookups = {"tok_embeddings.": 1} if model.output.weight is not model.tok_embeddings.weight else {}
+        return {"token": sum(_read_bytes(n, p, lookups) for n, p in model.named_parameters(remove_duplicate=False)
+                             if n != "tok_embeddings.weight" or lookups)}
+    layers = range(len(model.local_decoder.cross_attn_layers))
+    per_patch = tuple(prefix.format(i) for prefix in _PER_PATCH for i in layers)
+    lookups = {"entropy_model.tok_embeddings.": 1, "local_encoder.tok_embeddings.": 1, "encoder_hash_tok_embedding.": 1}
+    out = {"byte": 0, "patch": 0}
+    for name, p in model.named_parameters():
+        out["patch" if name.startswith(per_patch) else "byte"] += _read_bytes(name, p, lookups)
+    return out
 
 
 @dataclass

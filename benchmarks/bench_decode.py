@@ -1,0 +1,160 @@
+"""Decoding at the hardware's limit: the shipped models' cached generation against Meta's no-cache algorithm
+and against the memory bound, on one CPU thread.
+
+    python benchmarks/bench_decode.py [--lengths 96 256 1024] [--dtypes float32 bfloat16] | tee benchmarks/results/decode.txt
+
+For each dtype (default: float32, and bfloat16 too where model.devices would pick it), the shipped BLT
+continues a 300-byte prompt greedily:
+
+(a) speed-up over each whole call (the prompt's reading included) against Meta's no-cache algorithm
+    (`generate_nocache`), for the cached generator's paths: "batched" (each byte through the batched,
+    variable-shape path: the generator before fixed-shape steps), "eager" (model/steps.py's fixed-shape steps,
+    eagerly), "compiled" (torch.compile, inductor's C++) and "compiled+cpp_wrapper"; and whether every path
+    wrote the no-cache bytes;
+(b) milliseconds per byte, by component, beside the weight-bandwidth bound: the bytes of weights a byte's
+    steps read (model.analysis.cost.step_weight_bytes: every byte the per-byte parts, once per patch the rest,
+    at the patch size of the run) over the memory read bandwidth measured in the same run;
+(c) per-byte latency over the first and the last 64 bytes of the longest run (flat: within 5 %).
+
+Then the shipped BPE baseline on the same prompt, eager and compiled steps, against its own bound.
+Compile time is excluded: each compiled path runs once to compile, then is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import machine_line, read_bandwidth  # noqa: E402
+
+from model.analysis.cost import step_weight_bytes  # noqa: E402
+from model.baseline import load_baseline  # noqa: E402
+from model.devices import compute_dtype  # noqa: E402
+from model.generate import (  # noqa: E402
+    ByteEvent,
+    CachedBLT,
+    Meter,
+    Sampling,
+    _generate_bytes,
+    blt_prompt,
+    generate_baseline,
+    generate_nocache,
+)
+from model.loading import load_blt  # noqa: E402
+from model.steps import ByteSteps  # noqa: E402
+
+PROMPT = ("Byte-level language models read text as it is stored: no vocabulary, no tokenizer, every byte in "
+          "sight. The price is length, since a sentence has four or five times more bytes than tokens. "
+          "The Byte Latent Transformer groups bytes into patches where the next byte is easy to guess, and "
+          "runs its large model once per patch. Its entropy model is small")[:300]
+PATHS = ("batched", "eager", "compiled", "compiled+cpp_wrapper")
+GB = 1e9
+
+
+def blt_run(blt, path: str, n: int) -> tuple[list[ByteEvent], float]:
+    """(byte events, seconds for the whole call) of one greedy generation on `path`."""
+    if path == "batched":  # the batched path for every byte: a CachedBLT without steps
+        reader = CachedBLT(blt, Meter(next(blt.parameters()).device))
+        run = lambda: _generate_bytes(reader, blt_prompt(PROMPT), n, Sampling(), 0)  # noqa: E731
+    else:
+        steps = ByteSteps(blt, compile=path != "eager", options={"cpp_wrapper": True} if "cpp" in path else None)
+        run = lambda: _generate_bytes(CachedBLT(blt, Meter(next(blt.parameters()).device), steps),  # noqa: E731
+                                      blt_prompt(PROMPT), n, Sampling(), 0)
+        if path != "eager":
+            list(run())  # compile (timed runs start warm)
+    start = time.perf_counter()
+    events = list(run())
+    return [e for e in events if isinstance(e, ByteEvent)], time.perf_counter() - start
+
+
+def per_component(events: list[ByteEvent]) -> dict[str, float]:
+    ms: dict[str, float] = {}
+    for e in events:
+        for k, v in e.cost.ms.items():
+            ms[k] = ms.get(k, 0.0) + v / len(events)
+    return ms
+
+
+def blt_section(dtype: torch.dtype, lengths: list[int], bw: float) -> None:
+    blt = load_blt(dtype=dtype)
+    weights = step_weight_bytes(blt)
+    print(f"\n== shipped BLT in {str(dtype).removeprefix('torch.')}: weights read every byte {weights['byte'] / 1e6:.1f} MB, "
+          f"once per patch {weights['patch'] / 1e6:.1f} MB; prompt {len(PROMPT.encode())} bytes, greedy")
+    print(f"(a) {'new bytes':>9}{'no-cache s':>12}" + "".join(f"{p:>22}" for p in PATHS) + "   same bytes")
+    longest: dict[str, list[ByteEvent]] = {}
+    for n in lengths:
+        reference, t_ref = blt_run_nocache(blt, n)
+        cells, same = [], []
+        for path in PATHS:
+            events, t = blt_run(blt, path, n)
+            cells.append(f"{t:7.2f} s = {t_ref / t:6.1f}×")
+            same.append("yes" if [e.id for e in events] == reference else "NO")
+            longest[path] = events
+        print(f"    {n:>9}{t_ref:>12.2f}" + "".join(f"{c:>22}" for c in cells) + "   " + "/".join(same))
+    print("    (seconds for the whole call, prompt included; × = no-cache seconds / this path's)")
+    print(f"(b) ms per byte over the last run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
+    for path in PATHS:
+        events = longest[path]
+        patch_size = len(events) / max(1, sum(e.starts_patch for e in events))
+        bound = 1000 * (weights["byte"] + weights["patch"] / patch_size) / bw
+        ms = statistics.fmean(e.cost.wall_ms for e in events)
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in per_component(events).items())
+        print(f"    {path:<22}{ms:7.2f} ms/byte ({parts}); bound {bound:.2f} ms at {patch_size:.2f} bytes/patch: "
+              f"{ms / bound:.2f}× the bound")
+    print("(c) per-byte latency, first 64 and last 64 bytes of the last run")
+    for path in PATHS:
+        events = longest[path]
+        first, last = (statistics.fmean(e.cost.wall_ms for e in part) for part in (events[:64], events[-64:]))
+        print(f"    {path:<22}{first:7.2f} ms, {last:7.2f} ms: last/first {last / first:.3f}")
+
+
+def blt_run_nocache(blt, n: int) -> tuple[list[int], float]:
+    start = time.perf_counter()
+    events = list(generate_nocache(blt, PROMPT, n))
+    return [e.id for e in events[1:]], time.perf_counter() - start
+
+
+def baseline_section(dtype: torch.dtype, n: int, bw: float) -> None:
+    net, tokenizer = load_baseline(dtype=dtype)
+    per_token = step_weight_bytes(net)["token"]
+    print(f"\n== shipped BPE baseline in {str(dtype).removeprefix('torch.')}: weights read every token "
+          f"{per_token / 1e6:.1f} MB; {n} new bytes, greedy")
+    for compile in (False, True):
+        if compile:
+            list(generate_baseline(net, tokenizer, PROMPT, n, compile=True))  # compile
+        start = time.perf_counter()
+        events = list(generate_baseline(net, tokenizer, PROMPT, n, compile=compile))[1:]
+        seconds = time.perf_counter() - start
+        new_bytes = sum(len(e.data) for e in events)
+        ms = sum(e.cost.wall_ms for e in events) / new_bytes
+        bound = 1000 * per_token / (new_bytes / len(events)) / bw
+        print(f"    {'compiled' if compile else 'eager':<10}{ms:7.2f} ms/byte ({len(events)} tokens, "
+              f"{new_bytes / len(events):.2f} bytes/token, {seconds:.2f} s in all); bound {bound:.2f} ms: {ms / bound:.2f}×")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lengths", type=int, nargs="+", default=[96, 256, 1024])
+    p.add_argument("--dtypes", nargs="+", default=None, help="float32, bfloat16 (default: float32 and the CPU's own)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    dtypes = [getattr(torch, d) for d in args.dtypes] if args.dtypes else list(dict.fromkeys([torch.float32, compute_dtype("cpu")]))
+    print(machine_line())
+    bw = read_bandwidth(torch.device("cpu"))
+    print(f"memory read bandwidth (sum over 1 GB fp32, best of 5, {torch.get_num_threads()} thread): {bw / GB:.1f} GB/s")
+    for dtype in dtypes:
+        blt_section(dtype, sorted(args.lengths), bw)
+        baseline_section(dtype, 256, bw)
+    print("\nGPU: see benchmarks/bench_real_models.py (BLT-1B shape, with and without CUDA graphs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Decode steps at fixed shapes, compiled where that helps.
+
+A cached generator's time per byte goes to launching a few hundred small operations, not to arithmetic:
+the shipped BLT's per-byte weights fit in the CPU's cache. Each `step` method (EntropyModel.step,
+BLT.encoder_step, LocalDecoder.step, TransformerStack.step) keeps every shape fixed from byte to byte, on caches
+that are written in place and never move, so torch.compile turns each into one graph: inductor's fused C++
+on a CPU, CUDA graphs on a GPU (gpt-fast's recipe). Where compiling is not possible (no C++ compiler, ZeroGPU,
+an operator inductor rejects) the same methods run eagerly: the numbers are the same up to float rounding.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_map_only
+
+from .baseline import BPEBaseline
+from .blt import BLT
+
+
+def can_compile(device: torch.device) -> bool:
+    """Is torch.compile usable here? Inductor builds C++ on a CPU and needs a compiler; ZeroGPU Spaces
+    (SPACES_ZERO_GPU set) do not support torch.compile."""
+    if os.environ.get("SPACES_ZERO_GPU"):
+        return False
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+def compile_options(device: torch.device) -> dict[str, Any]:
+    """Inductor's options for a decode step. On a GPU, CUDA graphs (what mode="reduce-overhead" sets): one
+    launch a step. On a CPU, the weights frozen into the graph and inductor's own C++ GEMM kernels, chosen by
+    timing them (max_autotune): a one-row product must read its weights at memory speed, and the BLAS kernels
+    do not (MKL's reach 9 GB/s on this project's AMD EPYC where inductor's reach 23, in bf16)."""
+    if device.type == "cuda":
+        return {"triton.cudagraphs": True}
+    return {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+
+
+class Step:
+    """A fixed-shape step function, compiled (torch.compile, one graph, with `compile_options` and `options`
+    on top, e.g. {"cpp_wrapper": True}) or eager. If compiling fails on the first call, it says why and runs
+    eagerly from then on. Shapes that change between calls (a cache that grew) compile once more, as symbols."""
+
+    def __init__(self, fn: Callable[..., Any], device: torch.device, compile: bool, options: dict | None = None):
+        self.eager, self.device = fn, device
+        self.compiled = compile and can_compile(device)
+        self.fn = fn
+        if self.compiled:
+            self.fn = torch.compile(fn, fullgraph=True, options=compile_options(device) | (options or {}))
+        self._tried = not self.compiled
+
+    @property
+    def ready(self) -> bool:
+        """Compiled, and compiled for real: its first call went through."""
+        return self.compiled and self._tried
+
+    @property
+    def graphs(self) -> bool:
+        """Does it run as CUDA graphs? A replay overwrites the outputs of the one before."""
+        return self.compiled and self.device.type == "cuda"
+
+    def __call__(self, *args: Any) -> Any:
+        if self.graphs:  # the caller keeps outputs (entropies, encoder states) past the next replay: copies
+            torch.compiler.cudagraph_mark_step_begin()
+            return tree_map_only(torch.Tensor, torch.clone, self._run(*args))
+        return self._run(*args)
+
+    def _run(self, *args: Any) -> Any:
+        if self._tried:
+            return self.fn(*args)
+        try:
+            out = self.fn(*args)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: the eager step computes the same
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {e}); running the step eagerly", stacklevel=2)
+            self.fn, self.compiled = self.eager, False
+            out = self.fn(*args)
+        self._tried = True
+        return out
+
+
+class ByteSteps:
+    """A BLT's steps in generation: per byte the entropy model, the hash embeddings with the local encoder and
+    the local decoder; per patch the global transformer."""
+
+    def __init__(self, blt: BLT, compile: bool = False, options: dict | None = None):
+        device = next(blt.parameters()).device
+        em = blt.entropy_model
+        self.entropy = None if em is None else Step(em.step, device, compile, options)
+        self.encode = Step(blt.encoder_step, device, compile, options)
+        self.global_ = Step(blt.global_transformer.step, device, compile, options)
+        self.decode = Step(blt.local_decoder.step, device, compile, options)
+
+    @property
+    def compiled(self) -> bool:
+        return self.encode.compiled
+
+    @property
+    def ready(self) -> bool:
+        return all(s.ready for s in (self.entropy, self.encode, self.global_, self.decode) if s is not None)
+
+
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Any] = weakref.WeakKeyDictionary()
+
+
+def byte_steps(blt: BLT, compile: bool) -> ByteSteps:
+    """The BLT's steps; compiled ones are made once per model and shared by its generations."""
+    if not compile:
+        return ByteSteps(blt)
+    if blt not in _COMPILED:
+        _COMPILED[blt] = ByteSteps(blt, compile=True)
+    return _COMPILED[blt]
+
+
+def token_step(model: BPEBaseline, compile: bool) -> Step:
+    """The baseline's one-token step (BPEBaseline.step), compiled once per model when asked."""
+    if not compile:
+        return Step(model.step, next(model.parameters()).device, False)
+    if model not in _COMPILED:
+        _COMPILED[model] = Step(model.step, next(model.parameters()).device, True)
+    return _COMPILED[model]
+
+
+def compiled_ready(model: torch.nn.Module) -> bool:
+    """Has `model` (a BLT or a baseline) compiled steps that have run? Then a generation with compile=True
+    starts at once; before, its first steps would wait for the compiler."""
+    steps = _COMPILED.get(model)
+    return steps is not None and steps.ready

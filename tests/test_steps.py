@@ -1,0 +1,91 @@
+"""The fixed-shape decode steps: compiling them and falling back, the page's compiled generations, and the
+weights a step reads (the memory bound). Their numbers against the no-cache reference: tests/test_generate.py."""
+
+import warnings
+
+import pytest
+import torch
+
+import model
+from app import generation
+from app.models import Models
+from model import steps
+from model.analysis.cost import step_weight_bytes
+from model.baseline import load_baseline
+from model.blt import is_lookup_table
+from model.generate import generate, generate_baseline
+
+
+def test_a_step_that_cannot_compile_runs_eagerly_and_says_why(monkeypatch):
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    step = steps.Step(lambda x: x + 1, torch.device("cpu"), compile=True)
+    assert step.compiled and not step.ready
+    with pytest.warns(UserWarning, match="torch.compile failed .*no C\\+\\+ compiler.*eagerly"):
+        assert step(torch.tensor(1)) == 2
+    assert not step.compiled and not step.ready
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it said so once
+        assert step(torch.tensor(2)) == 3
+
+
+def test_where_torch_compile_is_used(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(steps.shutil, "which", lambda name: None)
+    assert not steps.can_compile(cpu)  # inductor needs a C++ compiler on a CPU
+    monkeypatch.setattr(steps.shutil, "which", lambda name: "/usr/bin/g++")
+    assert steps.can_compile(cpu)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert not steps.can_compile(cpu) and not steps.can_compile(torch.device("cuda"))
+    assert steps.compile_options(torch.device("cuda")) == {"triton.cudagraphs": True}
+    assert steps.compile_options(cpu)["freezing"] and steps.compile_options(cpu)["max_autotune"]
+
+
+def test_the_page_compiles_its_models_in_the_background_and_then_runs_them(monkeypatch):
+    """Models.compile warms up the default pair; the page's next run uses the compiled steps and writes what
+    the eager steps write, byte for byte and token for token."""
+    blt, (baseline, tokenizer) = model.load_blt(), load_baseline()
+    eager = generation.run(blt, baseline, tokenizer, generation.Request("The composer", 40))
+    *_, eager_duel = eager
+    monkeypatch.setenv("BLT_EXPLORER_COMPILE", "1")
+    models = Models(blt=blt, baseline=(baseline, tokenizer))
+    thread = models.compile()
+    assert thread is not None and not steps.compiled_ready(blt)  # compiling in the background
+    thread.join()
+    assert steps.compiled_ready(blt) and steps.compiled_ready(baseline)
+    *_, compiled_duel = generation.run(blt, baseline, tokenizer, generation.Request("The composer", 40))
+    assert compiled_duel.blt_bytes == eager_duel.blt_bytes and len(compiled_duel.blt_bytes) == 40
+    assert compiled_duel.baseline_bytes == eager_duel.baseline_bytes
+    monkeypatch.setenv("BLT_EXPLORER_COMPILE", "0")
+    assert Models(blt=blt, baseline=(baseline, tokenizer)).compile() is None
+
+
+def test_weights_a_step_reads():
+    """Every parameter is read per byte or per patch, lookup tables one row a lookup; the global transformer
+    runs per patch, the entropy model per byte; a tied baseline's head reads the whole embedding matrix."""
+    blt = model.load_blt()
+    read = step_weight_bytes(blt)
+    unread = sum(p.nbytes - p[0].nbytes for n, p in blt.named_parameters() if is_lookup_table(n) or "tok_embeddings" in n)
+    assert read["byte"] + read["patch"] == sum(p.nbytes for p in blt.parameters()) - unread
+    global_bytes = sum(p.nbytes for p in blt.global_transformer.parameters())
+    entropy_bytes = sum(p.nbytes for n, p in blt.entropy_model.named_parameters() if "tok_embeddings" not in n)
+    assert global_bytes < read["patch"] and entropy_bytes < read["byte"]
+    net, _ = load_baseline()
+    assert net.output.weight is net.tok_embeddings.weight
+    assert step_weight_bytes(net)["token"] == sum(p.nbytes for p in net.parameters())
+
+
+def test_generations_on_every_path_write_the_same_bytes():
+    """The shipped pair, sampled with a seed: the batched path (counting FLOPs), eager steps, compiled steps."""
+    blt, (baseline, tokenizer) = model.load_blt(), load_baseline()
+    kwargs = dict(temperature=0.8, top_k=40, seed=7)
+    blt_runs = [[e.id for e in list(generate(blt, "Über", 30, **kwargs, **path))[1:]]
+                for path in ({"count_flops": True}, {}, {"compile": True})]
+    assert blt_runs[0] == blt_runs[1] == blt_runs[2]
+    base_runs = [[e.id for e in list(generate_baseline(baseline, tokenizer, "Über", 30, **kwargs, **path))[1:]]
+                 for path in ({"count_flops": True}, {}, {"compile": True})]
+    assert base_runs[0] == base_runs[1] == base_runs[2]
