@@ -26,9 +26,12 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+import torch._dynamo
+import torch._inductor.config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,20 +61,27 @@ PATHS = ("batched", "eager", "compiled", "compiled+cpp_wrapper")
 GB = 1e9
 
 
-def blt_run(blt, path: str, n: int) -> tuple[list[ByteEvent], float]:
-    """(byte events, seconds for the whole call) of one greedy generation on `path`."""
-    if path == "batched":  # the batched path for every byte: a CachedBLT without steps
-        reader = CachedBLT(blt, Meter(next(blt.parameters()).device))
-        run = lambda: _generate_bytes(reader, blt_prompt(PROMPT), n, Sampling(), 0)  # noqa: E731
-    else:
-        steps = ByteSteps(blt, compile=path != "eager", options={"cpp_wrapper": True} if "cpp" in path else None)
-        run = lambda: _generate_bytes(CachedBLT(blt, Meter(next(blt.parameters()).device), steps),  # noqa: E731
-                                      blt_prompt(PROMPT), n, Sampling(), 0)
-        if path != "eager":
-            list(run())  # compile (timed runs start warm)
-    start = time.perf_counter()
-    events = list(run())
-    return [e for e in events if isinstance(e, ByteEvent)], time.perf_counter() - start
+def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent], float]]]]:
+    """(path, a function of n that runs one greedy generation of n bytes: (byte events, seconds)), one path at a
+    time: compiled ones are compiled first (two lengths: the global cache's size turns symbolic), so that runs
+    start warm, and the next path's compiling starts only when the caller is done with this one."""
+    device = next(blt.parameters()).device
+    for path in PATHS:
+        steps = None
+        if path != "batched":  # batched: a CachedBLT without steps takes the batched path for every byte
+            torch._dynamo.reset()  # compile afresh, with or without cpp_wrapper
+            torch._inductor.config.cpp_wrapper = "cpp_wrapper" in path
+            steps = ByteSteps(blt, compile=path != "eager")
+
+        def run(n: int, steps: ByteSteps | None = steps) -> tuple[list[ByteEvent], float]:
+            start = time.perf_counter()
+            events = list(_generate_bytes(CachedBLT(blt, Meter(device), steps), blt_prompt(PROMPT), n, Sampling(), 0))
+            return [e for e in events if isinstance(e, ByteEvent)], time.perf_counter() - start
+
+        if path.startswith("compiled"):
+            run(2), run(3)
+        yield path, run
+    torch._inductor.config.cpp_wrapper = False
 
 
 def per_component(events: list[ByteEvent]) -> dict[str, float]:
@@ -88,16 +98,14 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float) -> None:
     print(f"\n== shipped BLT in {str(dtype).removeprefix('torch.')}: weights read every byte {weights['byte'] / 1e6:.1f} MB, "
           f"once per patch {weights['patch'] / 1e6:.1f} MB; prompt {len(PROMPT.encode())} bytes, greedy")
     print(f"(a) {'new bytes':>9}{'no-cache s':>12}" + "".join(f"{p:>22}" for p in PATHS) + "   same bytes")
-    longest: dict[str, list[ByteEvent]] = {}
+    references = {n: blt_run_nocache(blt, n) for n in lengths}
+    runs = {path: {n: run(n) for n in lengths} for path, run in blt_paths(blt)}  # compiled once, run at each n
     for n in lengths:
-        reference, t_ref = blt_run_nocache(blt, n)
-        cells, same = [], []
-        for path in PATHS:
-            events, t = blt_run(blt, path, n)
-            cells.append(f"{t:7.2f} s = {t_ref / t:6.1f}×")
-            same.append("yes" if [e.id for e in events] == reference else "NO")
-            longest[path] = events
+        reference, t_ref = references[n]
+        cells = [f"{runs[p][n][1]:7.2f} s = {t_ref / runs[p][n][1]:6.1f}×" for p in PATHS]
+        same = ["yes" if [e.id for e in runs[p][n][0]] == reference else "NO" for p in PATHS]
         print(f"    {n:>9}{t_ref:>12.2f}" + "".join(f"{c:>22}" for c in cells) + "   " + "/".join(same))
+    longest = {p: runs[p][lengths[-1]][0] for p in PATHS}
     print("    (seconds for the whole call, prompt included; × = no-cache seconds / this path's)")
     print(f"(b) ms per byte over the last run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
     for path in PATHS:

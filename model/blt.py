@@ -153,24 +153,35 @@ class LocalEncoder(TransformerStack):
             for _ in range(cfg.local_encoder.n_layers if self.all_layers else 1))
 
     def pool(self, h: Tensor, pids: Tensor, num_patches: int) -> Tensor:
-        """Max over each patch's bytes, projected to k slots [B, P·k, D]; an empty patch pools to 0."""
+        """Max over each patch's bytes, projected to k slots [B, P·k, D]; an empty patch pools to 0, and bytes
+        whose patch id lies outside 0..P-1 pool into none."""
         B, _, D = h.shape
-        pooled = h.new_zeros(B, num_patches, D).scatter_reduce(1, pids[..., None].expand(-1, -1, D), h, "amax", include_self=False)
+        index = torch.where((pids >= 0) & (pids < num_patches), pids, num_patches)  # into a row that is dropped
+        pooled = h.new_zeros(B, num_patches + 1, D).scatter_reduce(
+            1, index[..., None].expand(-1, -1, D), h, "amax", include_self=False)[:, :num_patches]
         return self.patch_embedding_projection(pooled).reshape(B, num_patches * self.k, D)
 
     def forward(self, embeds: Tensor, doc: Tensor, pids: Tensor, num_patches: int) -> tuple[Tensor, Tensor]:
         positions = torch.arange(embeds.shape[1], device=embeds.device)
         rope, mask = self.rope(positions), self.mask(doc)
-        slot_patch = torch.arange(num_patches * self.k, device=embeds.device) // self.k
-        cross_mask = patch_window_mask(slot_patch[None, :, None], pids[:, None, :], self.window)
-        h, slots = embeds, None
+        h, states = embeds, []
         for i, layer in enumerate(self.layers):
             h = layer(h, rope, mask)
             if self.all_layers or i == len(self.layers) - 1:
-                if slots is None:
-                    slots = self.pool(h, pids, num_patches)
-                slots = slots + self.cross_attn_layers[i if self.all_layers else 0](slots, h, cross_mask)
-        return h, slots
+                states.append(h)
+        return h, self.patch_slots(states, pids, num_patches)
+
+    def patch_slots(self, states: list[Tensor], pids: Tensor, num_patches: int) -> Tensor:
+        """The k slots [B, P·k, D] of patches 0..P-1: max-pool each patch's own bytes in the first states, project,
+        then cross-attend to the bytes of the patches in its window, layer by layer (`states`: the byte states
+        after each cross-attending layer; `pids` [B, T]: each byte's patch, which may lie outside 0..P-1 for
+        bytes a patch's window sees but which are not its own: a generator's earlier or open patches)."""
+        slot_patch = torch.arange(num_patches * self.k, device=pids.device) // self.k
+        cross_mask = patch_window_mask(slot_patch[None, :, None], pids[:, None, :], self.window)
+        slots = self.pool(states[0], pids, num_patches)
+        for cross_attn, h in zip(self.cross_attn_layers, states):
+            slots = slots + cross_attn(slots, h, cross_mask)
+        return slots
 
     def extend(self, embeds: Tensor, start: int, cache: list[KVCache]) -> list[Tensor]:
         """Byte states for bytes at positions start.., continuing from the keys and values of earlier bytes in
@@ -193,16 +204,6 @@ class LocalEncoder(TransformerStack):
             if self.all_layers or i == len(self.layers) - 1:
                 states.append(h)
         return states
-
-    def patch_slots(self, states: list[Tensor], own_bytes: int) -> Tensor:
-        """The k slots [B, k, D] of one patch, as `forward` builds them: max-pool the patch's own bytes (the
-        last `own_bytes` of the first states), project, then cross-attend to all the bytes given, layer by layer."""
-        B, _, D = states[0].shape
-        pooled = states[0][:, -own_bytes:].amax(dim=1, keepdim=True)
-        slots = self.patch_embedding_projection(pooled).reshape(B, self.k, D)
-        for cross_attn, h in zip(self.cross_attn_layers, states):
-            slots = slots + cross_attn(slots, h, None)
-        return slots
 
 
 class GlobalTransformer(TransformerStack):

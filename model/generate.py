@@ -303,26 +303,26 @@ class CachedBLT:
             states = self._encode(ids, start)
             self.byte_states = states if self.byte_states is None else [
                 torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
-        closes, patches = [], []
+        closes, starts = [], self.starts
         for i in range(n):
             t = start + i
             entropy = None if entropies is None else entropies[i]
-            close = patch_closes(t, entropy, self.last_entropy, t - self.starts[-1] + 1, self.patching)
+            close = patch_closes(t, entropy, self.last_entropy, t - starts[-1] + 1, self.patching)
             if close:
-                with self.meter(LOCAL_ENCODER):
-                    patches.append(self._close_patch(t))
+                starts = starts + [t + 1]
             closes.append(close)
             self.last_entropy = entropy
-        self._forget_bytes()
         new_slots = None
-        if patches:
+        if any(closes):
+            with self.meter(LOCAL_ENCODER):
+                patches = self._close_patches(starts)
             with self.meter(GLOBAL_TRANSFORMER):
                 out = self._global(patches)
             with self.meter(LOCAL_DECODER):
                 new_slots = self.blt.local_decoder.slot_keys_values(out)
         with self.meter(LOCAL_DECODER):
             logits = self._decode(states[-1], closes, start, new_slots)
-        self.patches += len(patches)
+        self.patches += sum(closes)
         self.recent = (self.recent + ids)[-(self.ngram - 1):] if self.ngram > 1 else []
         self.length += n
         return logits[0], entropies, closes
@@ -334,12 +334,12 @@ class CachedBLT:
             for c in cache:
                 c.reserve(n)
 
-    def _global(self, patches: list[Tensor]) -> Tensor:
-        """The global transformer's outputs [1, P, D_G] for the patches just closed (one while generating)."""
-        if len(patches) == 1 and self.steps is not None:
+    def _global(self, patches: Tensor) -> Tensor:
+        """The global transformer's outputs [1, P, D_G] for the patches just closed [1, P, k·D] (one while generating)."""
+        if patches.shape[1] == 1 and self.steps is not None:
             with one_position(self.global_kv):
-                return self.steps.global_(patches[0], self._position(self.patches), self.global_kv)
-        return self.blt.global_transformer.extend(torch.cat(patches, dim=1), self.patches, self.global_kv)
+                return self.steps.global_(patches, self._position(self.patches), self.global_kv)
+        return self.blt.global_transformer.extend(patches, self.patches, self.global_kv)
 
     def _position(self, t: int) -> Tensor:
         return torch.tensor(t, device=self.device)
@@ -370,18 +370,19 @@ class CachedBLT:
         tail = torch.tensor([self.recent + ids], device=self.device)
         return self.blt.local_encoder.extend(self.blt.embed(tail)[:, -len(ids):], start, self.encoder_kv)
 
-    def _close_patch(self, t: int) -> Tensor:
-        """The global transformer's input [1, 1, k·D] for the patch that ends at byte t."""
-        seen = [s[:, self.starts[0] - self.states_from : t + 1 - self.states_from] for s in self.byte_states]
-        slots = self.blt.local_encoder.patch_slots(seen, own_bytes=t + 1 - self.starts[-1])
-        self.starts = (self.starts + [t + 1])[-self.encoder_window:]
-        return slots.reshape(1, 1, -1)
-
-    def _forget_bytes(self) -> None:
-        """Drop the states of bytes that no later patch's slots will see."""
-        drop = self.starts[0] - self.states_from
-        self.byte_states = [s[:, drop:] for s in self.byte_states]
+    def _close_patches(self, starts: list[int]) -> Tensor:
+        """The global transformer's inputs [1, P, k·D] for the P patches this feed closed, all at once: `starts`
+        extends self.starts (the open patch's start and those of the window before it) with the start after each
+        closed patch. Then only the bytes that later patches' slots may see are kept."""
+        first, end = len(self.starts) - 1, starts[-1]  # the first closed patch's index in starts; the bytes' end
+        positions = torch.arange(self.states_from, end, device=self.device)
+        pids = torch.bucketize(positions, torch.tensor(starts, device=self.device), right=True) - 1 - first
+        seen = [s[:, : end - self.states_from] for s in self.byte_states]
+        slots = self.blt.local_encoder.patch_slots(seen, pids[None], len(starts) - 1 - first)
+        self.starts = starts[-self.encoder_window:]
+        self.byte_states = [s[:, self.starts[0] - self.states_from :] for s in self.byte_states]
         self.states_from = self.starts[0]
+        return slots.reshape(1, len(starts) - 1 - first, -1)
 
     def _decode(self, h: Tensor, closes: list[bool], start: int, new: list[KV] | None) -> Tensor:
         """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or before t

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch._inductor.config
 from torch.utils._pytree import tree_map_only
 
 from .baseline import BPEBaseline
@@ -34,27 +36,45 @@ def can_compile(device: torch.device) -> bool:
     return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
+CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+
+
 def compile_options(device: torch.device) -> dict[str, Any]:
-    """Inductor's options for a decode step. On a GPU, CUDA graphs (what mode="reduce-overhead" sets): one
-    launch a step. On a CPU, the weights frozen into the graph and inductor's own C++ GEMM kernels, chosen by
-    timing them (max_autotune): a one-row product must read its weights at memory speed, and the BLAS kernels
-    do not (MKL's reach 9 GB/s on this project's AMD EPYC where inductor's reach 23, in bf16)."""
+    """torch.compile's options for a decode step on `device`. On a GPU, CUDA graphs (what mode="reduce-overhead"
+    sets): one launch a step. On a CPU the weights are frozen into the graph and inductor times its own C++ GEMM
+    kernels against BLAS (max_autotune): a one-row product must read its weights at memory speed, and MKL's do
+    not (on this project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Freezing is decided while dynamo
+    traces, outside any options passed to torch.compile, so those are set in inductor's config for the whole
+    process (`CPU_INDUCTOR`); nothing else here compiles."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
-    return {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+    for key, value in CPU_INDUCTOR.items():
+        setattr(torch._inductor.config, key, value)
+    return {}
+
+
+def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (a method bound to a model) with a code object of its own. Dynamo keeps compiled graphs per code
+    object, with guards to tell apart the calls that may share one; with a code object per model, only the
+    inputs' shapes can differ, and a step checks nothing else (its weights are frozen into the graph)."""
+    bound = isinstance(fn, types.MethodType)
+    f = fn.__func__ if bound else fn
+    clone = types.FunctionType(f.__code__.replace(), f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    return types.MethodType(clone, fn.__self__) if bound else clone
 
 
 class Step:
-    """A fixed-shape step function, compiled (torch.compile, one graph, with `compile_options` and `options`
-    on top, e.g. {"cpp_wrapper": True}) or eager. If compiling fails on the first call, it says why and runs
+    """A fixed-shape step function, compiled (torch.compile, one graph, `compile_options`) or eager. If
+    compiling fails on the first call, it says why and runs
     eagerly from then on. Shapes that change between calls (a cache that grew) compile once more, as symbols."""
 
-    def __init__(self, fn: Callable[..., Any], device: torch.device, compile: bool, options: dict | None = None):
+    def __init__(self, fn: Callable[..., Any], device: torch.device, compile: bool):
         self.eager, self.device = fn, device
         self.compiled = compile and can_compile(device)
         self.fn = fn
-        if self.compiled:
-            self.fn = torch.compile(fn, fullgraph=True, options=compile_options(device) | (options or {}))
+        if self.compiled:  # its own code, so its guards need only check the tensors' shapes (a guard costs ~80 µs)
+            options = compile_options(device) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
+            self.fn = torch.compile(own_code(fn), fullgraph=True, options=options)
         self._tried = not self.compiled
 
     @property
@@ -90,13 +110,13 @@ class ByteSteps:
     """A BLT's steps in generation: per byte the entropy model, the hash embeddings with the local encoder and
     the local decoder; per patch the global transformer."""
 
-    def __init__(self, blt: BLT, compile: bool = False, options: dict | None = None):
+    def __init__(self, blt: BLT, compile: bool = False):
         device = next(blt.parameters()).device
         em = blt.entropy_model
-        self.entropy = None if em is None else Step(em.step, device, compile, options)
-        self.encode = Step(blt.encoder_step, device, compile, options)
-        self.global_ = Step(blt.global_transformer.step, device, compile, options)
-        self.decode = Step(blt.local_decoder.step, device, compile, options)
+        self.entropy = None if em is None else Step(em.step, device, compile)
+        self.encode = Step(blt.encoder_step, device, compile)
+        self.global_ = Step(blt.global_transformer.step, device, compile)
+        self.decode = Step(blt.local_decoder.step, device, compile)
 
     @property
     def compiled(self) -> bool:
