@@ -21,7 +21,7 @@ from torch import nn
 from model import BLT, load_blt, load_entropy_model
 from model.baseline import BPEBaseline, load_baseline
 from model.checks import check_choice
-from model.devices import GB, NotEnoughMemoryError, module_bytes
+from model.devices import GB, NotEnoughMemoryError, default_device, module_bytes
 from model.entropy_model import EntropyModel
 from model.generate import generate, generate_baseline
 from model.steps import can_compile
@@ -127,17 +127,16 @@ class Models:
 
     def compile(self) -> threading.Thread | None:
         """Compile the default BLT's and baseline's decode steps in the background (model/steps.py; about a
-        minute on a laptop CPU): generations run them once they are ready, eager steps until then. Two warm-up
-        generations of different lengths leave nothing to compile for a visitor's. Off where torch.compile is
-        not (ZeroGPU, no C++ compiler) and with BLT_EXPLORER_COMPILE=0."""
-        blt, (baseline, tokenizer) = self.blt.get(default("BLT")), self.baseline.get(default("baseline"))
-        if os.environ.get(COMPILE_ENV, "1") == "0" or not can_compile(next(blt.parameters()).device):
+        minute on a laptop CPU): generations run them once they are ready, eager steps until then, and nothing
+        is compiled again for a visitor's prompt or length. Off where torch.compile is not (ZeroGPU, no C++
+        compiler) and with BLT_EXPLORER_COMPILE=0."""
+        if os.environ.get(COMPILE_ENV, "1") == "0" or not can_compile(default_device()):
             return None
+        blt, (baseline, tokenizer) = self.blt.get(default("BLT")), self.baseline.get(default("baseline"))
 
         def warm_up() -> None:
-            for n in (4, 5):
-                list(generate(blt, "Warm-up", n, compile=True))
-                list(generate_baseline(baseline, tokenizer, "Warm-up", n, compile=True))
+            list(generate(blt, "Warm-up", 4, compile=True))
+            list(generate_baseline(baseline, tokenizer, "Warm-up", 4, compile=True))
 
         thread = threading.Thread(target=warm_up, daemon=True, name="blt-compile")
         thread.start()

@@ -21,11 +21,15 @@ from torch import Tensor, nn
 KV = tuple[Tensor, Tensor]  # keys, values: [B, n_kv_heads, T, head_dim], RoPE already applied to keys
 
 
-def fixed_buffer(t: Tensor) -> Tensor:
+def fixed_buffer(t: Tensor, growing: int | None = None) -> Tensor:
     """A buffer that compiled steps write in place. On CUDA its address is marked static: CUDA graphs may then
-    mutate it (they copy other inputs into buffers of their own, which would lose the writes)."""
+    mutate it (they copy other inputs into buffers of their own, which would lose the writes). Dimension
+    `growing` differs between generations (a cache without a window): compiled steps take its size as a symbol,
+    so a new size compiles nothing."""
     if t.is_cuda:
         torch._dynamo.mark_static_address(t)
+    if growing is not None:
+        torch._dynamo.maybe_mark_dynamic(t, growing)
     return t
 
 
@@ -45,11 +49,12 @@ class KVCache:
         """Room for n more positions (the first call allocates buffers for keys shaped like `like` [B, H, *, hd])."""
         if self.k is None:
             self.size = self.window or max(self.size, n)
-            self.k, self.v = (fixed_buffer(like.new_zeros(like.shape[0], like.shape[1], self.size, like.shape[3]))
+            growing = None if self.window else 2
+            self.k, self.v = (fixed_buffer(like.new_zeros(like.shape[0], like.shape[1], self.size, like.shape[3]), growing)
                               for _ in "kv")
         elif self.window is None and self.length + n > self.size:  # no window: never wrapped, grow in place
             self.size = max(2 * self.size, self.length + n)
-            grown = [fixed_buffer(x.new_zeros(x.shape[0], x.shape[1], self.size, x.shape[3])) for x in (self.k, self.v)]
+            grown = [fixed_buffer(x.new_zeros(x.shape[0], x.shape[1], self.size, x.shape[3]), 2) for x in (self.k, self.v)]
             grown[0][:, :, : self.length], grown[1][:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
             self.k, self.v = grown
 
