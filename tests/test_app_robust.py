@@ -16,8 +16,8 @@ import time
 import huggingface_hub.constants
 import pytest
 import torch
-from reference import direct_blt, tiny_baseline
-from test_app_e2e import WAIT_MS, browser, serve  # noqa: F401 (browser is a fixture)
+from reference import tiny_baseline
+from test_app_e2e import WAIT_MS, browser, serve, slow_blt  # noqa: F401 (browser is a fixture)
 from test_app_render import tiny_models
 
 import model
@@ -25,7 +25,6 @@ from app import build_app, explorer, lanes
 from app.explorer import Reading
 from app.models import SHIPPED, SHIPPED_BASELINE
 from model.analysis.reading import analyze_bytes
-from model.patcher import PatchingConfig
 
 MAX_BYTES = 120_000
 LONG = ("The famous composer from Salzburg known as Mozart wrote music for the court. " * 1300)[:100_000]
@@ -33,7 +32,8 @@ SHORT = "A short text from another visitor, about two hundred bytes long. " * 3
 
 
 class Positions(torch.nn.Module):
-    """An entropy model slow enough that a 100 KB text takes a few seconds, counting the positions it reads."""
+    """An entropy model slow enough that a 100 KB text takes a few seconds (40 µs a position, on top of its own
+    arithmetic, which keeps getting faster), counting the positions it reads."""
 
     def __init__(self):
         super().__init__()
@@ -43,6 +43,7 @@ class Positions(torch.nn.Module):
 
     def forward(self, tokens):
         self.read += tokens.shape[1]
+        time.sleep(4e-5 * tokens.shape[1])
         return self.inner(tokens)
 
     def new_cache(self):
@@ -50,6 +51,7 @@ class Positions(torch.nn.Module):
 
     def extend(self, tokens, start, cache):
         self.read += tokens.shape[1]
+        time.sleep(4e-5 * tokens.shape[1])
         return self.inner.extend(tokens, start, cache)
 
 
@@ -59,8 +61,7 @@ def server():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
         mp.setattr(explorer, "VIEW_BYTES", 2000)
-        demo = build_app(em, tiny_models()[1], max_bytes=MAX_BYTES, blt=direct_blt(21, PatchingConfig(threshold=1.0)),
-                         baseline=tiny_baseline())
+        demo = build_app(em, tiny_models()[1], max_bytes=MAX_BYTES, blt=slow_blt(), baseline=tiny_baseline())
         with serve(demo) as url:
             yield url, em
 
