@@ -194,8 +194,8 @@ def test_compiled_steps_keep_their_shapes_from_byte_to_byte(small_blt):
     list(generate(small_blt, "Hello", 5, compile=True))
     with torch.compiler.set_stance("fail_on_recompile"):
         for prompt, n in (("A longer prompt, of another size", 20), ("A third prompt, longer still, " * 3, 120)):
-            events = list(generate(small_blt, prompt, n, compile=True))
-            assert len(events) == n + 1
+            events = list(generate(small_blt, prompt, n, compile=True))  # its cache reserved for n more bytes
+            assert len(events) == n + 1 or events[-1].id == EOS_ID  # a random model may end early
     assert byte_steps(small_blt, compile=True).ready
 
 
