@@ -16,6 +16,7 @@ threshold is set for 4.5 bytes per patch on the prompt (the paper's average), as
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -75,7 +76,8 @@ def write_random_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], sca
         offset += 2 * math.prod(shape)
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
-    g = torch.Generator().manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # a GPU draws 9 GB of normals in seconds, a CPU in a minute
+    g = torch.Generator(device).manual_seed(seed)
     with path.open("wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob)
         for name, shape in shapes.items():
@@ -86,7 +88,7 @@ def write_random_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], sca
                 if name.endswith("norm.weight") or "norm_" in name:
                     t = torch.ones(part)
                 else:
-                    t = torch.randn(part, generator=g) * scale.get(name, 1.0) / math.sqrt(shape[-1])
+                    t = torch.randn(part, generator=g, device=device).cpu() * scale.get(name, 1.0) / math.sqrt(shape[-1])
                     if name == "local_decoder.output.weight" and r == 0:
                         t[EOS_ID] = 0.0  # EOS below the best byte: every run generates all the bytes asked for
                 f.write(t.to(torch.bfloat16).view(torch.int16).numpy().tobytes())
@@ -146,6 +148,15 @@ def rss() -> dict[str, float]:
     return {k: int(status.split(k + ":")[1].split()[0]) * 1024 / GB for k in ("VmRSS", "RssAnon", "RssFile", "VmHWM")}
 
 
+def new_bytes(device: str) -> int:
+    """Bytes to generate: 32 on a CPU (half a second each at 1B), 128 on a GPU."""
+    return 128 if device == "cuda" else 32
+
+
+def gpu_peak() -> float:
+    return torch.cuda.max_memory_allocated() / GB if torch.cuda.is_available() else 0.0
+
+
 def child_blt(folder: str, device: str, compile: bool) -> dict:
     from model.generate import ByteEvent, generate
     from model.loading import load_blt
@@ -156,9 +167,12 @@ def child_blt(folder: str, device: str, compile: bool) -> dict:
     load_s, loaded = time.perf_counter() - start, rss()
     dev = torch.device(device)
     entropies = blt.entropy_model.entropies(torch.tensor([encode(PROMPT)], device=dev))
-    blt.config.patching.threshold, _ = threshold_for_patch_size(entropies.cpu(), 4.5)
-    list(generate(blt, PROMPT, 4, compile=compile))  # warm-up (and compile)
-    steps = [e for e in generate(blt, PROMPT, NEW_BYTES, compile=compile) if isinstance(e, ByteEvent)]
+    blt.config.patching.threshold, _ = threshold_for_patch_size(entropies.float().cpu(), 4.5)
+    n = new_bytes(device)
+    start = time.perf_counter()
+    list(generate(blt, PROMPT, n, compile=compile))  # warm-up (compiling, recording graphs) at the timed run's shapes
+    warm_s = time.perf_counter() - start
+    steps = [e for e in generate(blt, PROMPT, n, compile=compile) if isinstance(e, ByteEvent)]
     patches = sum(e.starts_patch for e in steps)
     size = len(steps) / max(patches, 1)
     weights = step_weight_bytes(blt)
@@ -167,11 +181,12 @@ def child_blt(folder: str, device: str, compile: bool) -> dict:
     for e in steps:
         for k, v in e.cost.ms.items():
             ms[k] = ms.get(k, 0.0) + v / len(steps)
-    return {"load_s": load_s, "loaded": loaded, "after": rss(), "bytes": len(steps), "patch_size": size,
-            "ms_per_byte": sum(e.cost.wall_ms for e in steps) / len(steps), "ms_by_component": ms,
-            "weights_gb": sum(p.nbytes for p in blt.parameters()) / GB,
+    return {"load_s": load_s, "warm_s": warm_s, "loaded": loaded, "after": rss(), "gpu_peak": gpu_peak(),
+            "bytes": len(steps), "patch_size": size, "ms_per_byte": sum(e.cost.wall_ms for e in steps) / len(steps),
+            "ms_by_component": ms, "weights_gb": sum(p.nbytes for p in blt.parameters()) / GB,
             "read_per_byte": every_byte + once_per_patch / size, "every_byte": every_byte,
-            "once_per_patch": once_per_patch, "dtypes": sorted({str(p.dtype) for p in blt.parameters()})}
+            "once_per_patch": once_per_patch, "dtypes": sorted({str(p.dtype) for p in blt.parameters()}),
+            "output": [e.id for e in steps]}
 
 
 def child_llama(folder: str, device: str, compile: bool) -> dict:
@@ -183,76 +198,106 @@ def child_llama(folder: str, device: str, compile: bool) -> dict:
     net, _ = load_baseline(folder, device=device)
     load_s, loaded = time.perf_counter() - start, rss()
     g = torch.Generator().manual_seed(0)
-    prompt = torch.randint(128256, (round(len(PROMPT) / LLAMA_BYTES_PER_TOKEN),), generator=g).tolist()
-    tokens = math.ceil(NEW_BYTES / LLAMA_BYTES_PER_TOKEN)
-    times = []
-    for run in range(2):  # the first run warms up
+    prompt = torch.randint(net.config.vocab_size, (round(len(PROMPT) / LLAMA_BYTES_PER_TOKEN),), generator=g).tolist()
+    tokens = math.ceil(new_bytes(device) / LLAMA_BYTES_PER_TOKEN)
+    times, output, start = [], [], time.perf_counter()
+    for run in range(2):  # the first run warms up (compiles, records graphs) at the timed run's shapes
         reader = CachedBaseline(net, step=token_step(net, compile))
         logits, _, _ = reader.feed(prompt)
         reader.reserve(tokens)
-        for _ in range(tokens if run else 2):
+        for _ in range(tokens):
             t0 = time.perf_counter()
-            logits, _, _ = reader.feed([int(logits[-1].argmax())])
-            if device == "cuda":
-                torch.cuda.synchronize()
+            token = int(logits[-1].argmax())  # a sync: the step's work is done when this returns
+            logits, _, _ = reader.feed([token])
             if run:
                 times.append(time.perf_counter() - t0)
+                output.append(token)
+        if not run:
+            warm_s = time.perf_counter() - start
     ms_per_token = 1000 * sum(times) / len(times)
-    return {"load_s": load_s, "loaded": loaded, "after": rss(), "tokens": len(times), "ms_per_token": ms_per_token,
-            "ms_per_byte": ms_per_token / LLAMA_BYTES_PER_TOKEN, "weights_gb": sum(p.nbytes for p in net.parameters()) / GB,
-            "read_per_byte": step_weight_bytes(net)["token"] / LLAMA_BYTES_PER_TOKEN, "dtypes": sorted({str(p.dtype) for p in net.parameters()})}
+    return {"load_s": load_s, "warm_s": warm_s, "loaded": loaded, "after": rss(), "gpu_peak": gpu_peak(),
+            "tokens": len(times), "ms_per_token": ms_per_token, "ms_per_byte": ms_per_token / LLAMA_BYTES_PER_TOKEN,
+            "weights_gb": sum(p.nbytes for p in net.parameters()) / GB,
+            "read_per_byte": step_weight_bytes(net)["token"] / LLAMA_BYTES_PER_TOKEN,
+            "dtypes": sorted({str(p.dtype) for p in net.parameters()}), "output": output}
 
 
-def run_child(kind: str, folder: Path, device: str, compile: bool) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), device, str(int(compile))],
-                         capture_output=True, text=True, cwd=ROOT)
+def run_child(kind: str, folder: Path, device: str, compile: bool, timeout: float = 900) -> dict | str:
+    """The child's measurements, or why it gave none (its error's last lines, or the time limit)."""
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), device, str(int(compile))],
+                             capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"stopped after {timeout:.0f} s"
     if out.returncode != 0:
-        raise RuntimeError(f"{kind} on {device} failed:\n{out.stderr[-3000:]}")
+        return "failed:\n" + out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(name: str, r: dict, bw: float) -> None:
+def report(name: str, r: dict | str, bw: float) -> None:
+    if isinstance(r, str):
+        print(f"{name}: {r}")
+        return
     bound_ms = 1000 * r["read_per_byte"] / bw
+    gpu = f"; GPU memory peak {r['gpu_peak']:.2f} GB" if r["gpu_peak"] else ""
     print(f"{name}: weights {r['weights_gb']:.2f} GB in memory ({', '.join(r['dtypes'])}); load {r['load_s']:.1f} s; "
           f"RSS after loading {r['loaded']['VmRSS']:.2f} GB (anonymous {r['loaded']['RssAnon']:.2f}, file-mapped "
           f"{r['loaded']['RssFile']:.2f}), peak {r['loaded']['VmHWM']:.2f} GB while loading, {r['after']['VmHWM']:.2f} GB "
-          "by the end of generation")
+          f"by the end of generation{gpu}; warm-up run (compiling, if compiled) {r['warm_s']:.1f} s")
     unit = f"{r['bytes']} bytes, {r['patch_size']:.2f} bytes/patch" if "patch_size" in r else (
-        f"{r['tokens']} tokens at {r['ms_per_token']:.0f} ms/token, {LLAMA_BYTES_PER_TOKEN} bytes/token assumed")
-    print(f"  decode: {r['ms_per_byte']:.1f} ms/byte ({unit}); weights read per byte {r['read_per_byte'] / GB:.3f} GB "
-          f"→ bandwidth bound {bound_ms:.1f} ms/byte; measured / bound = {r['ms_per_byte'] / bound_ms:.2f}×")
+        f"{r['tokens']} tokens at {r['ms_per_token']:.2f} ms/token, {LLAMA_BYTES_PER_TOKEN} bytes/token assumed")
+    print(f"  decode: {r['ms_per_byte']:.2f} ms/byte ({unit}); weights read per byte {r['read_per_byte'] / GB:.3f} GB "
+          f"→ bandwidth bound {bound_ms:.3f} ms/byte; measured / bound = {r['ms_per_byte'] / bound_ms:.2f}×")
     if "ms_by_component" in r:
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in r["ms_by_component"].items())
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in r["ms_by_component"].items())
         print(f"  ms per byte by component: {parts}; weights read every byte {r['every_byte'] / GB:.3f} GB, "
               f"once per patch {r['once_per_patch'] / GB:.3f} GB")
 
 
+def same_output(eager: dict | str, compiled: dict | str) -> None:
+    if isinstance(eager, dict) and isinstance(compiled, dict):
+        a, b = eager["output"], compiled["output"]
+        agree = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        unit = "bytes" if "patch_size" in eager else "tokens"
+        print(f"  greedy output, eager against compiled: {'the same' if a == b else f'the same for the first {agree} of {len(a)} {unit}'}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"],
+                        default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    parser.add_argument("--child-timeout", type=float, default=900, help="seconds for one model's load, warm-up and run")
+    args = parser.parse_args()
     torch.set_num_threads(THREADS)
     print(machine_line())
-    print(f"prompt {len(PROMPT.encode())} bytes, {NEW_BYTES} new bytes, greedy, cached generation, {THREADS} threads; "
-          "random weights in the real shapes, bf16 safetensors on disk")
-    cpu_bw = read_bandwidth(torch.device("cpu"))
-    print(f"memory read bandwidth (sum over 1 GB fp32, best of 5): {cpu_bw / GB:.1f} GB/s")
+    print(f"prompt {len(PROMPT.encode())} bytes, {' / '.join(f'{new_bytes(d)} new bytes on {d}' for d in args.devices)}, "
+          f"greedy, cached generation, {THREADS} CPU threads; random weights in the real shapes, bf16 safetensors on disk")
+    bandwidth = {d: read_bandwidth(torch.device(d)) for d in args.devices}
+    for d, bw in bandwidth.items():
+        print(f"memory read bandwidth on {d} (sum over 1 GB fp32, best of 5): {bw / GB:.1f} GB/s")
     free = shutil.disk_usage(tempfile.gettempdir()).free
     if free < 14 * GB:
         print(f"not run: {free / GB:.1f} GB free in {tempfile.gettempdir()}, 14 GB needed")
         return
+    models = (("BLT-1B + entropy model", "blt", write_blt_1b), ("Llama-3.2-1B shape", "llama", write_llama))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, kind, write in (("BLT-1B + entropy model", "blt", write_blt_1b), ("Llama-3.2-1B shape", "llama", write_llama)):
-            folder = Path(tmp) / kind
+        for name, kind, write in models:
             start = time.perf_counter()
-            write(folder)
-            size = sum(f.stat().st_size for f in folder.rglob("*.safetensors"))
-            print(f"\n{name}: wrote {size / GB:.2f} GB of bf16 safetensors in {time.perf_counter() - start:.0f} s")
+            write(Path(tmp) / kind)
+            size = sum(f.stat().st_size for f in (Path(tmp) / kind).rglob("*.safetensors"))
+            print(f"{name}: wrote {size / GB:.2f} GB of bf16 safetensors in {time.perf_counter() - start:.0f} s")
+        for device in args.devices:  # eager first for every model: a slow compiler cannot take the eager numbers
+            where = "CPU" if device == "cpu" else torch.cuda.get_device_name()
+            results = {}
             for compile in (False, True):
-                steps = "compiled steps" if compile else "eager steps"
-                report(f"{name} on CPU, {steps}", run_child(kind, folder, "cpu", compile), cpu_bw)
-                if torch.cuda.is_available():
-                    report(f"{name} on {torch.cuda.get_device_name()}, {'CUDA graphs' if compile else steps}",
-                           run_child(kind, folder, "cuda", compile), read_bandwidth(torch.device("cuda")))
-            shutil.rmtree(folder)
-    if not torch.cuda.is_available():
+                for name, kind, _ in models:
+                    steps = "compiled steps" + (" (CUDA graphs)" if device == "cuda" else "") if compile else "eager steps"
+                    print()
+                    results[kind, compile] = r = run_child(kind, Path(tmp) / kind, device, compile, args.child_timeout)
+                    report(f"{name} on {where}, {steps}", r, bandwidth[device])
+                    if compile:
+                        same_output(results[kind, False], r)
+    if "cuda" not in args.devices:
         print("\nGPU: not run (no CUDA device on this machine); with one, each model also loads in bf16 on CUDA and "
               "its decode step is set against the GPU's measured bandwidth")
 
