@@ -61,6 +61,9 @@ from .render import LN2
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
 READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
+# The text box's height in lines, fixed (lines == max_lines): Gradio's growing box measures its whole text twice on
+# every change, which for a 100 KB text kept the browser busy 1.5 s before the text was even sent.
+TEXT_LINES = 8
 PARTIAL_EVERY_S = 1.5  # while a long text is read, its progress and numbers are redrawn this often
 GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
@@ -441,8 +444,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    text = gr.Textbox(value=examples[0][1], label="Text", lines=5, max_lines=14, elem_id="blt-input",
-                                      placeholder=HINT)
+                    text = gr.Textbox(value=examples[0][1], label="Text", lines=TEXT_LINES, max_lines=TEXT_LINES,
+                                      elem_id="blt-input", placeholder=HINT)
                 with gr.Column(scale=1, min_width=250):
                     upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
                                      file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")

@@ -153,6 +153,17 @@ def test_2_a_short_text_does_not_wait_behind_a_long_one(page, other, server):
     assert during < max(5 * alone, alone + 3), (during, alone)  # generous: the CPU is shared; the bench has the 3×
 
 
+def test_2_the_text_box_keeps_its_height_for_a_long_text(page):
+    """A box that grows with its text measures all of it on every change (1.5 s for 100 KB, before the text is
+    sent): the box keeps its height and scrolls."""
+    box = page.locator("#blt-input textarea")
+    analyse(page, "A short text.")
+    height = box.bounding_box()["height"]
+    analyse(page, LONG[:20_000])
+    assert box.bounding_box()["height"] == height
+    assert box.evaluate("e => e.scrollHeight > e.clientHeight && getComputedStyle(e).overflowY !== 'hidden'")
+
+
 def test_2_typing_into_a_long_text_reads_only_the_new_bytes(page, server):
     em = server[1]
     text = LONG[:8000]
