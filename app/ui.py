@@ -132,7 +132,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     start = default("entropy model")
     exports: deque[Path] = deque()
 
-    turns, runs, kept, trimmer = lanes.Turns(), lanes.Runs(), lanes.Readings(), lanes.Trimmer()
+    turns, runs, kept, pages = lanes.Turns(), lanes.Runs(), lanes.Readings(), lanes.Pages()
+    trimmer = lanes.Trimmer(lambda: pages.forget_others(demo.state_holder))  # touched only once the app is served
 
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
@@ -386,12 +387,18 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
+    def open_session(request: gr.Request) -> None:
+        """A page opened: Gradio's state of its session is kept while it is open."""
+        pages.opened(request.session_hash)
+
     def close_session(request: gr.Request) -> None:
-        """The page was closed: its runs stop at their next step and its reading is dropped."""
+        """The page was closed: its runs stop at their next step, its reading is dropped, and what Gradio keeps of
+        it goes when the page is next idle."""
         if request.session_hash in stops:
             closed.add(request.session_hash)  # its generation ends without drawing
             stops[request.session_hash].set()
         runs.end(request.session_hash)
+        pages.closed(request.session_hash)
         kept.drop(request.session_hash)
         uploaded.pop(request.session_hash, None)
         trimmer.touch()
@@ -402,6 +409,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                   baseline_model: str = default("baseline")) -> dict:
         """`text` noised by `kind` (rate None: the paper's), read clean and noisy by the BLT, its entropy model and
         the baseline: {"noisy_text", "records": [clean, noisy]} with the noise lab's table fields."""
+        trimmer.touch()  # what Gradio keeps of the call goes at the next quiet spell
         try:
             lab = noise_model.lab(text, kind, rate, seed, *pair(blt_model, baseline_model))
         except (ValueError, CheckpointError) as e:
@@ -411,6 +419,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def api_ngrams(text: str, position: int, blt_model: str = default("BLT")) -> dict:
         """The hash n-grams ending at byte `position` of `text`, one record per hash table of the BLT, and how
         many of the text's n-grams collide: {"records", "summary"}."""
+        trimmer.touch()
         try:
             config = models.blt.get(blt_model).config  # refuses a name off the page's list
             return {"records": ngrams.ngram_records(text, position, config), "summary": ngrams.collisions(text, config)}
@@ -423,6 +432,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                      blt_model: str = default("BLT"), baseline_model: str = default("baseline")) -> dict:
         """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model).
         `blt_model` and `baseline_model` are names from the page's lists (the defaults: the shipped models)."""
+        trimmer.touch()
         try:
             req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed).check()
             blt_net, baseline_net, tokenizer = pair(blt_model, baseline_model)
@@ -581,6 +591,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                       concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
                       show_progress_on=[gen_notice])
         gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")
+        demo.load(open_session, None, None, queue=False, api_visibility="private")
         demo.unload(close_session)
         gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)

@@ -16,6 +16,7 @@ import time
 import huggingface_hub.constants
 import pytest
 import torch
+from gradio.state_holder import StateHolder
 from reference import direct_blt, tiny_baseline
 from test_app_e2e import WAIT_MS, browser, serve  # noqa: F401 (browser is a fixture)
 from test_app_render import tiny_models
@@ -62,7 +63,7 @@ def server():
         demo = build_app(em, tiny_models()[1], max_bytes=MAX_BYTES, blt=direct_blt(21, PatchingConfig(threshold=1.0)),
                          baseline=tiny_baseline())
         with serve(demo) as url:
-            yield url, em
+            yield url, em, demo
 
 
 def open_page(browser, url):  # noqa: F811
@@ -237,6 +238,37 @@ def test_5_a_closed_page_stops_its_generation(other, server):
     start = time.perf_counter()
     Client(server[0], verbose=False).predict("Mozart", 8, api_name="/generate")  # queued behind it if it ran on
     assert time.perf_counter() - start < 30
+
+
+def test_5_gradio_keeps_nothing_of_a_closed_page_or_an_api_call(browser, page, server):  # noqa: F811
+    """Gradio keeps every session's last inputs and outputs (the text, its view, its chart; /analyze's report) until
+    1000 newer sessions push them out: once the page is idle, only open pages keep theirs."""
+    from gradio_client import Client
+
+    url, _, demo = server
+    held = demo.state_holder.session_data
+    before = set(held)
+    closing = open_page(browser, url)
+    analyse(closing, SHORT + " (then closed)")
+    client = Client(url, verbose=False)
+    client.predict(LONG[:20_000], api_name="/analyze")
+    assert client.session_hash in held and len(set(held) - before - {client.session_hash}) == 1
+    closing.context.close()
+    deadline = time.monotonic() + 60  # the unload, then 5 s without work
+    while set(held) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(held) - before == set() and len(held) == 1  # the open page's state, and nothing else
+    analyse(page, "The open page still works.")
+
+
+def test_5_pages_forget_only_sessions_without_an_open_page():
+    holder = StateHolder()
+    for session in ("open", "closed", "api"):
+        holder.session_data[session], holder.time_last_used[session] = object(), 0
+    pages = lanes.Pages()
+    pages.opened("open"), pages.opened("closed"), pages.closed("closed")
+    pages.forget_others(holder)
+    assert list(holder.session_data) == ["open"] and list(holder.time_last_used) == ["open"]
 
 
 def test_5_readings_stay_within_their_budget():
