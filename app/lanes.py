@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from gradio.state_holder import StateHolder
 from .explorer import Reading
 
 READINGS_BUDGET = 256 * 2**20  # bytes of cached readings, all sessions together
+MALLOC_ARENAS = 2  # glibc malloc arenas for the whole process (its default: up to 8 per core)
 
 
 class Turns:
@@ -129,12 +131,22 @@ class Pages:
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if ctypes.util.find_library("c") else None
+_M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
+
+
+def limit_arenas(n: int = MALLOC_ARENAS) -> None:
+    """Let glibc's malloc keep `n` arenas, unless MALLOC_ARENA_MAX says otherwise. By default each thread that
+    allocates gets an arena of its own, up to 8 per core, and a freed block is reused only by its arena: each of
+    Gradio's worker threads holds its own scraps of freed memory, which malloc_trim cannot give back while a
+    live block shares their pages. It caps the arenas made from then on: call it before serving."""
+    if _LIBC is not None and hasattr(_LIBC, "mallopt") and "MALLOC_ARENA_MAX" not in os.environ:
+        _LIBC.mallopt(_M_ARENA_MAX, n)
 
 
 def release_memory() -> None:
-    """Give freed memory back to the system: glibc keeps freed blocks of its arenas (one per thread) for
-    reuse, so without malloc_trim a process stays at its peak after the work is done; torch keeps freed GPU
-    memory cached the same way."""
+    """Give freed memory back to the system: glibc keeps freed blocks of its arenas for reuse, so without
+    malloc_trim a process stays at its peak after the work is done; torch keeps freed GPU memory cached the
+    same way."""
     gc.collect()
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
         _LIBC.malloc_trim(0)

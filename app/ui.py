@@ -112,6 +112,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
               baseline: tuple[BPEBaseline, Tokenizer] | None = None) -> gr.Blocks:
     """The explorer page and the generation tab. Models default to the shipped ones (tests pass their own,
     with Meta's θ unless `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
+    lanes.limit_arenas()  # before Gradio's threads first allocate
     models = Models(entropy_model, blt, baseline)
     if zerogpu.ON_ZEROGPU:
         models.preload()

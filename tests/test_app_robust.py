@@ -10,8 +10,12 @@ here is shared. benchmarks/bench_page.py measures the ratios."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
@@ -277,6 +281,36 @@ def test_5_readings_stay_within_their_budget():
     for i in range(20):
         kept.put(f"s{i}", Reading(analyze_bytes(b"x" * 1000, em), "tiny"))
     assert kept.nbytes <= 100_000 and kept.get("s19") is not None and kept.get("s0") is None
+
+
+ARENAS = """
+import ctypes, sys, threading
+from app import lanes
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+if sys.argv[1] == "limit":
+    lanes.limit_arenas()
+done = threading.Event()
+def hold():
+    block = libc.malloc(4096)
+    done.wait()
+    libc.free(block)
+threads = [threading.Thread(target=hold) for _ in range(8)]
+for t in threads:
+    t.start()
+libc.malloc_stats()  # one "Arena n:" per arena, on stderr
+done.set()
+"""
+
+
+@pytest.mark.parametrize("mode", ["limit", "default"])
+def test_5_threads_share_two_malloc_arenas(mode):
+    """Freed memory is kept per arena, and by default each thread gets one: the page keeps two for all."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=120, check=True)
+    arenas = out.stderr.count("Arena ")
+    assert arenas == lanes.MALLOC_ARENAS if mode == "limit" else arenas > 8
 
 
 # 6. Downloads are self-contained and exact ---------------------------------------------------------------------
