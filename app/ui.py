@@ -61,6 +61,9 @@ from .render import LN2
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
 READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
+# The text box's height in lines, fixed (lines == max_lines): Gradio's growing box measures its whole text twice on
+# every change, which for a 100 KB text kept the browser busy 1.5 s before the text was even sent.
+TEXT_LINES = 8
 PARTIAL_EVERY_S = 1.5  # while a long text is read, its progress and numbers are redrawn this often
 GENERATION_CONCURRENCY = 1  # generations at once (their own queue, so analyses do not wait behind them)
 QUEUE_SIZE = 100
@@ -109,6 +112,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
               baseline: tuple[BPEBaseline, Tokenizer] | None = None) -> gr.Blocks:
     """The explorer page and the generation tab. Models default to the shipped ones (tests pass their own,
     with Meta's θ unless `threshold_bits` is given); Llama 3's tokenizer is added when it loads (gated on the Hub)."""
+    lanes.limit_arenas()  # before Gradio's threads first allocate
     models = Models(entropy_model, blt, baseline)
     if zerogpu.ON_ZEROGPU:
         models.preload()
@@ -131,7 +135,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     start = default("entropy model")
     exports: deque[Path] = deque()
 
-    turns, runs, kept, trimmer = lanes.Turns(), lanes.Runs(), lanes.Readings(), lanes.Trimmer()
+    turns, runs, kept, pages = lanes.Turns(), lanes.Runs(), lanes.Readings(), lanes.Pages()
+    trimmer = lanes.Trimmer(lambda: pages.forget_others(demo.state_holder))  # touched only once the app is served
 
     def view_outputs(v: explorer.View) -> tuple:
         return v.notice, v.summary, v.text, v.chart, v.sizes, v.comparison
@@ -385,12 +390,18 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         if request.session_hash in stops:
             stops[request.session_hash].set()
 
+    def open_session(request: gr.Request) -> None:
+        """A page opened: Gradio's state of its session is kept while it is open."""
+        pages.opened(request.session_hash)
+
     def close_session(request: gr.Request) -> None:
-        """The page was closed: its runs stop at their next step and its reading is dropped."""
+        """The page was closed: its runs stop at their next step, its reading is dropped, and what Gradio keeps of
+        it goes when the page is next idle."""
         if request.session_hash in stops:
             closed.add(request.session_hash)  # its generation ends without drawing
             stops[request.session_hash].set()
         runs.end(request.session_hash)
+        pages.closed(request.session_hash)
         kept.drop(request.session_hash)
         uploaded.pop(request.session_hash, None)
         trimmer.touch()
@@ -401,6 +412,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                   baseline_model: str = default("baseline")) -> dict:
         """`text` noised by `kind` (rate None: the paper's), read clean and noisy by the BLT, its entropy model and
         the baseline: {"noisy_text", "records": [clean, noisy]} with the noise lab's table fields."""
+        trimmer.touch()  # what Gradio keeps of the call goes at the next quiet spell
         try:
             lab = noise_model.lab(text, kind, rate, seed, *pair(blt_model, baseline_model))
         except (ValueError, CheckpointError) as e:
@@ -410,6 +422,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
     def api_ngrams(text: str, position: int, blt_model: str = default("BLT")) -> dict:
         """The hash n-grams ending at byte `position` of `text`, one record per hash table of the BLT, and how
         many of the text's n-grams collide: {"records", "summary"}."""
+        trimmer.touch()
         try:
             config = models.blt.get(blt_model).config  # refuses a name off the page's list
             return {"records": ngrams.ngram_records(text, position, config), "summary": ngrams.collisions(text, config)}
@@ -422,6 +435,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                      blt_model: str = default("BLT"), baseline_model: str = default("baseline")) -> dict:
         """Both models continue `prompt`: {"blt", "baseline"} texts and "costs" (one record per model).
         `blt_model` and `baseline_model` are names from the page's lists (the defaults: the shipped models)."""
+        trimmer.touch()
         try:
             req = generation.Request(prompt, max_new_bytes, temperature, top_k, top_p, seed).check()
             blt_net, baseline_net, tokenizer = pair(blt_model, baseline_model)
@@ -443,8 +457,8 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
         with gr.Tab("Explore", id="explore"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    text = gr.Textbox(value=examples[0][1], label="Text", lines=5, max_lines=14, elem_id="blt-input",
-                                      placeholder=HINT)
+                    text = gr.Textbox(value=examples[0][1], label="Text", lines=TEXT_LINES, max_lines=TEXT_LINES,
+                                      elem_id="blt-input", placeholder=HINT)
                 with gr.Column(scale=1, min_width=250):
                     upload = gr.File(label="…or upload a .txt, .md, .py or .json file", type="filepath", height=110,
                                      file_types=[".txt", ".md", ".py", ".json"], elem_id="blt-upload")
@@ -580,6 +594,7 @@ def build_app(entropy_model: EntropyModel | None = None, bpe_tokenizers: dict[st
                       concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY, api_visibility="private",
                       show_progress_on=[gen_notice])
         gen_stop.click(stop_generation, None, None, queue=False, api_visibility="private")
+        demo.load(open_session, None, None, queue=False, api_visibility="private")
         demo.unload(close_session)
         gr.api(api_generate, api_name="generate", concurrency_id="generate", concurrency_limit=GENERATION_CONCURRENCY)
         gr.api(api_analyze, api_name="analyze", concurrency_id="model", concurrency_limit=MODEL_CONCURRENCY)

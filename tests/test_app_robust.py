@@ -10,12 +10,17 @@ here is shared. benchmarks/bench_page.py measures the ratios."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
 import torch
+from gradio.state_holder import StateHolder
 from reference import tiny_baseline
 from test_app_e2e import WAIT_MS, browser, serve, slow_blt  # noqa: F401 (browser is a fixture)
 from test_app_render import tiny_models
@@ -63,7 +68,7 @@ def server():
         mp.setattr(explorer, "VIEW_BYTES", 2000)
         demo = build_app(em, tiny_models()[1], max_bytes=MAX_BYTES, blt=slow_blt(), baseline=tiny_baseline())
         with serve(demo) as url:
-            yield url, em
+            yield url, em, demo
 
 
 def open_page(browser, url):  # noqa: F811
@@ -154,6 +159,17 @@ def test_2_a_short_text_does_not_wait_behind_a_long_one(page, other, server):
     assert during < max(5 * alone, alone + 3), (during, alone)  # generous: the CPU is shared; the bench has the 3×
 
 
+def test_2_the_text_box_keeps_its_height_for_a_long_text(page):
+    """A box that grows with its text measures all of it on every change (1.5 s for 100 KB, before the text is
+    sent): the box keeps its height and scrolls."""
+    box = page.locator("#blt-input textarea")
+    analyse(page, "A short text.")
+    height = box.bounding_box()["height"]
+    analyse(page, LONG[:20_000])
+    assert box.bounding_box()["height"] == height
+    assert box.evaluate("e => e.scrollHeight > e.clientHeight && getComputedStyle(e).overflowY !== 'hidden'")
+
+
 def test_2_typing_into_a_long_text_reads_only_the_new_bytes(page, server):
     em = server[1]
     text = LONG[:8000]
@@ -229,12 +245,73 @@ def test_5_a_closed_page_stops_its_generation(other, server):
     assert time.perf_counter() - start < 30
 
 
+def test_5_gradio_keeps_nothing_of_a_closed_page_or_an_api_call(browser, page, server):  # noqa: F811
+    """Gradio keeps every session's last inputs and outputs (the text, its view, its chart; /analyze's report) until
+    1000 newer sessions push them out: once the page is idle, only open pages keep theirs."""
+    from gradio_client import Client
+
+    url, _, demo = server
+    held = demo.state_holder.session_data
+    before = set(held)
+    closing = open_page(browser, url)
+    analyse(closing, SHORT + " (then closed)")
+    client = Client(url, verbose=False)
+    client.predict(LONG[:20_000], api_name="/analyze")
+    assert client.session_hash in held and len(set(held) - before - {client.session_hash}) == 1
+    closing.context.close()
+    deadline = time.monotonic() + 60  # the unload, then 5 s without work
+    while set(held) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert set(held) - before == set() and len(held) == 1  # the open page's state, and nothing else
+    analyse(page, "The open page still works.")
+
+
+def test_5_pages_forget_only_sessions_without_an_open_page():
+    holder = StateHolder()
+    for session in ("open", "closed", "api"):
+        holder.session_data[session], holder.time_last_used[session] = object(), 0
+    pages = lanes.Pages()
+    pages.opened("open"), pages.opened("closed"), pages.closed("closed")
+    pages.forget_others(holder)
+    assert list(holder.session_data) == ["open"] and list(holder.time_last_used) == ["open"]
+
+
 def test_5_readings_stay_within_their_budget():
     em, _ = tiny_models()
     kept = lanes.Readings(budget=100_000)
     for i in range(20):
         kept.put(f"s{i}", Reading(analyze_bytes(b"x" * 1000, em), "tiny"))
     assert kept.nbytes <= 100_000 and kept.get("s19") is not None and kept.get("s0") is None
+
+
+ARENAS = """
+import ctypes, sys, threading
+from app import lanes
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+if sys.argv[1] == "limit":
+    lanes.limit_arenas()
+done = threading.Event()
+def hold():
+    block = libc.malloc(4096)
+    done.wait()
+    libc.free(block)
+threads = [threading.Thread(target=hold) for _ in range(8)]
+for t in threads:
+    t.start()
+libc.malloc_stats()  # one "Arena n:" per arena, on stderr
+done.set()
+"""
+
+
+@pytest.mark.parametrize("mode", ["limit", "default"])
+def test_5_threads_share_two_malloc_arenas(mode):
+    """Freed memory is kept per arena, and by default each thread gets one: the page keeps two for all."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=120, check=True)
+    arenas = out.stderr.count("Arena ")
+    assert arenas == lanes.MALLOC_ARENAS if mode == "limit" else arenas > 8
 
 
 # 6. Downloads are self-contained and exact ---------------------------------------------------------------------
