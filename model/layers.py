@@ -231,9 +231,11 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
 class Attention(nn.Module):
     """Causal self-attention with RoPE. With a sliding window of w keys, inputs run block by block: a block of B
     queries scores the B+w-1 keys its queries see, of which each needs w, so memory grows with T·(B+w) rather
-    than T², and small blocks waste little arithmetic on masked keys (B=64, w=512: 11 %; B=512: 50 %)."""
+    than T². Smaller blocks score fewer masked keys (w=512: B=512 scores 2× the keys needed, B=128 1.25×) but
+    pay more per block: on a 2-core EPYC, B from 32 to 256 read 10 KB within a few % of each other and B=512
+    ~10 % slower (benchmarks/bench_entropy_model.py)."""
 
-    block_size = 64
+    block_size = 128
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
