@@ -322,6 +322,11 @@ class BLT(nn.Module):
         its hash n-grams read, zeros before the first byte (as hashing pads)."""
         return self.local_encoder.step(self.embed(window)[:, -1:], pos, cache)
 
+    def patch_step(self, patch: Tensor, pos: Tensor, cache: list[KVCache]) -> list[KV]:
+        """The global transformer's step for one closed patch [B, 1, k·D] at `pos`, and from its output the
+        decoder's cross-attention keys and values of the patch's slots: all a patch adds, in one call."""
+        return self.local_decoder.slot_keys_values(self.global_transformer.step(patch, pos, cache))
+
     @torch.no_grad()
     def internal_patch_lengths(self, tokens: Tensor) -> Tensor:
         """Patch lengths in Meta's convention (rows sum to T+1, the next byte's slot included)."""

@@ -316,10 +316,7 @@ class CachedBLT:
         if any(closes):
             with self.meter(LOCAL_ENCODER):
                 patches = self._close_patches(starts)
-            with self.meter(GLOBAL_TRANSFORMER):
-                out = self._global(patches)
-            with self.meter(LOCAL_DECODER):
-                new_slots = self.blt.local_decoder.slot_keys_values(out)
+            new_slots = self._global(patches)
         with self.meter(LOCAL_DECODER):
             logits = self._decode(states[-1], closes, start, new_slots)
         self.patches += sum(closes)
@@ -334,12 +331,17 @@ class CachedBLT:
             for c in cache:
                 c.reserve(n)
 
-    def _global(self, patches: Tensor) -> Tensor:
-        """The global transformer's outputs [1, P, D_G] for the patches just closed [1, P, k·D] (one while generating)."""
+    def _global(self, patches: Tensor) -> list[KV]:
+        """The decoder's cross-attention keys/values of the slots of the patches just closed [1, P, k·D], from the
+        global transformer's outputs. One patch while generating: one step, whose time counts as the global
+        transformer's (the slots' projections are a small part of it)."""
         if patches.shape[1] == 1 and self.steps is not None:
-            with one_position(self.global_kv):
-                return self.steps.global_(patches, self._position(self.patches), self.global_kv)
-        return self.blt.global_transformer.extend(patches, self.patches, self.global_kv)
+            with self.meter(GLOBAL_TRANSFORMER), one_position(self.global_kv):
+                return self.steps.patch(patches, self._position(self.patches), self.global_kv)
+        with self.meter(GLOBAL_TRANSFORMER):
+            out = self.blt.global_transformer.extend(patches, self.patches, self.global_kv)
+        with self.meter(LOCAL_DECODER):
+            return self.blt.local_decoder.slot_keys_values(out)
 
     def _position(self, t: int) -> Tensor:
         return torch.tensor(t, device=self.device)

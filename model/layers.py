@@ -89,7 +89,8 @@ class KVCache:
         """Memory of the keys and values that later steps can see."""
         if self.k is None:
             return 0
-        return min(self.length, self.size) * (self.k[:, :, :1].nbytes + self.v[:, :, :1].nbytes)
+        B, H, _, hd = self.k.shape  # keys and values alike; no views made: generators ask after every byte
+        return min(self.length, self.size) * 2 * B * H * hd * self.k.element_size()
 
 
 @contextmanager

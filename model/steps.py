@@ -108,14 +108,14 @@ class Step:
 
 class ByteSteps:
     """A BLT's steps in generation: per byte the entropy model, the hash embeddings with the local encoder and
-    the local decoder; per patch the global transformer."""
+    the local decoder; per patch the global transformer with the decoder's keys and values of its slots."""
 
     def __init__(self, blt: BLT, compile: bool = False):
         device = next(blt.parameters()).device
         em = blt.entropy_model
         self.entropy = None if em is None else Step(em.step, device, compile)
         self.encode = Step(blt.encoder_step, device, compile)
-        self.global_ = Step(blt.global_transformer.step, device, compile)
+        self.patch = Step(blt.patch_step, device, compile)
         self.decode = Step(blt.local_decoder.step, device, compile)
 
     @property
@@ -124,7 +124,7 @@ class ByteSteps:
 
     @property
     def ready(self) -> bool:
-        return all(s.ready for s in (self.entropy, self.encode, self.global_, self.decode) if s is not None)
+        return all(s.ready for s in (self.entropy, self.encode, self.patch, self.decode) if s is not None)
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Any] = weakref.WeakKeyDictionary()
