@@ -316,7 +316,7 @@ class CachedBLT:
         if any(closes):
             with self.meter(LOCAL_ENCODER):
                 patches = self._close_patches(starts)
-            new_slots = self._global(patches)
+            new_slots = self._new_slots(patches)
         with self.meter(LOCAL_DECODER):
             logits = self._decode(states[-1], closes, start, new_slots)
         self.patches += sum(closes)
@@ -331,7 +331,7 @@ class CachedBLT:
             for c in cache:
                 c.reserve(n)
 
-    def _global(self, patches: Tensor) -> list[KV]:
+    def _new_slots(self, patches: Tensor) -> list[KV]:
         """The decoder's cross-attention keys/values of the slots of the patches just closed [1, P, k·D], from the
         global transformer's outputs. One patch while generating: one step, whose time counts as the global
         transformer's (the slots' projections are a small part of it)."""

@@ -49,14 +49,18 @@ class KVCache:
         """Room for n more positions (the first call allocates buffers for keys shaped like `like` [B, H, *, hd])."""
         if self.k is None:
             self.size = self.window or max(self.size, n)
-            growing = None if self.window else 2
-            self.k, self.v = (fixed_buffer(like.new_zeros(like.shape[0], like.shape[1], self.size, like.shape[3]), growing)
-                              for _ in "kv")
+            self.k, self.v = self._buffer(like), self._buffer(like)
         elif self.window is None and self.length + n > self.size:  # no window: never wrapped, grow in place
             self.size = max(2 * self.size, self.length + n)
-            grown = [fixed_buffer(x.new_zeros(x.shape[0], x.shape[1], self.size, x.shape[3]), 2) for x in (self.k, self.v)]
+            grown = [self._buffer(x) for x in (self.k, self.v)]
             grown[0][:, :, : self.length], grown[1][:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
             self.k, self.v = grown
+
+    def _buffer(self, like: Tensor) -> Tensor:
+        """Zeros for `size` positions of keys or values shaped like `like` [B, H, *, hd]; without a window the
+        size dimension grows, so compiled steps take it as a symbol."""
+        zeros = like.new_zeros(like.shape[0], like.shape[1], self.size, like.shape[3])
+        return fixed_buffer(zeros, growing=None if self.window else 2)
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write the new positions (reading several at once); returns the keys and values their queries may

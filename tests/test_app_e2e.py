@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import time
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
