@@ -125,20 +125,17 @@ class Models:
         for role in (self.entropy, self.blt, self.baseline):
             role.get(default(role.role))
 
-    def compile(self) -> threading.Thread | None:
-        """Compile the default BLT's and baseline's decode steps in the background (model/steps.py; about a
-        minute on a laptop CPU): generations run them once they are ready, eager steps until then, and nothing
-        is compiled again for a visitor's prompt or length. Off where torch.compile is not (ZeroGPU, no C++
-        compiler) and with BLT_EXPLORER_COMPILE=0."""
+    def compile(self) -> bool:
+        """Compile the default BLT's and baseline's decode steps (model/steps.py; about a minute on a laptop CPU)
+        before the page serves, so that nothing is compiled for a visitor's prompt or length. Not in the
+        background: torch.compile traces with torch.fx, which patches every nn.Module call of the process while
+        it traces, and a visitor's model call in another thread then fails ("module is not installed as a
+        submodule"). Off where torch.compile is not (ZeroGPU, no C++ compiler) and with BLT_EXPLORER_COMPILE=0.
+        Returns whether it compiled."""
         if os.environ.get(COMPILE_ENV, "1") == "0" or not can_compile(default_device()):
-            return None
+            return False
         blt, (baseline, tokenizer) = self.blt.get(default("BLT")), self.baseline.get(default("baseline"))
-
-        def warm_up() -> None:
-            list(generate(blt, "Warm-up", 4, compile=True))
-            list(generate_baseline(baseline, tokenizer, "Warm-up", 4, compile=True))
-
-        thread = threading.Thread(target=warm_up, daemon=True, name="blt-compile")
-        thread.start()
-        return thread
+        list(generate(blt, "Warm-up", 4, compile=True))
+        list(generate_baseline(baseline, tokenizer, "Warm-up", 4, compile=True))
+        return True
 

@@ -19,7 +19,6 @@ import shutil
 import socket
 import statistics
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,12 +153,9 @@ def main() -> None:
     say(lines, f"BLT Explorer page under shared use ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", machine_line(),
         "(the 2-core machine is shared with other jobs: a load average above 2 means the numbers are slowed "
                  "by them)")
-    demo = build_app()
     start = time.perf_counter()
-    for thread in threading.enumerate():  # Models.compile's warm-up: measure the page as it runs once warm
-        if thread.name == "blt-compile":
-            thread.join()
-            say(lines, f"waited {time.perf_counter() - start:.0f} s for the decode steps to compile (app.models.Models.compile)")
+    demo = build_app()  # compiles the decode steps before it returns (app.models.Models.compile)
+    say(lines, f"build_app took {time.perf_counter() - start:.0f} s (loading and compiling the decode steps)")
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **LAUNCH)
     try:
         with sync_playwright() as pw:
