@@ -312,11 +312,7 @@ class CachedBLT:
                 starts = starts + [t + 1]
             closes.append(close)
             self.last_entropy = entropy
-        new_slots = None
-        if any(closes):
-            with self.meter(LOCAL_ENCODER):
-                patches = self._close_patches(starts)
-            new_slots = self._new_slots(patches)
+        new_slots = self._close_patches(starts) if any(closes) else None
         with self.meter(LOCAL_DECODER):
             logits = self._decode(states[-1], closes, start, new_slots)
         self.patches += sum(closes)
@@ -330,18 +326,6 @@ class CachedBLT:
         for cache in (self.global_kv, self.encoder_kv, self.decoder_kv, self.entropy_kv or []):
             for c in cache:
                 c.reserve(n)
-
-    def _new_slots(self, patches: Tensor) -> list[KV]:
-        """The decoder's cross-attention keys/values of the slots of the patches just closed [1, P, k·D], from the
-        global transformer's outputs. One patch while generating: one step, whose time counts as the global
-        transformer's (the slots' projections are a small part of it)."""
-        if patches.shape[1] == 1 and self.steps is not None:
-            with self.meter(GLOBAL_TRANSFORMER), one_position(self.global_kv):
-                return self.steps.patch(patches, self._position(self.patches), self.global_kv)
-        with self.meter(GLOBAL_TRANSFORMER):
-            out = self.blt.global_transformer.extend(patches, self.patches, self.global_kv)
-        with self.meter(LOCAL_DECODER):
-            return self.blt.local_decoder.slot_keys_values(out)
 
     def _position(self, t: int) -> Tensor:
         return torch.tensor(t, device=self.device)
@@ -372,19 +356,33 @@ class CachedBLT:
         tail = torch.tensor([self.recent + ids], device=self.device)
         return self.blt.local_encoder.extend(self.blt.embed(tail)[:, -len(ids):], start, self.encoder_kv)
 
-    def _close_patches(self, starts: list[int]) -> Tensor:
-        """The global transformer's inputs [1, P, k·D] for the P patches this feed closed, all at once: `starts`
+    def _close_patches(self, starts: list[int]) -> list[KV]:
+        """Run the P patches this feed closed through the local encoder's pooling and the global transformer,
+        and return the decoder's cross-attention keys/values of their slots [1, H, P·k, hd] per layer. `starts`
         extends self.starts (the open patch's start and those of the window before it) with the start after each
-        closed patch. Then only the bytes that later patches' slots may see are kept."""
+        closed patch. Then only the bytes that later patches' slots may see are kept. One patch while
+        generating: two steps (the pooling's time counts as the encoder's, the slots' projections as the global
+        transformer's); several (a prompt): the batched path."""
         first, end = len(self.starts) - 1, starts[-1]  # the first closed patch's index in starts; the bytes' end
-        positions = torch.arange(self.states_from, end, device=self.device)
-        pids = torch.bucketize(positions, torch.tensor(starts, device=self.device), right=True) - 1 - first
-        seen = [s[:, : end - self.states_from] for s in self.byte_states]
-        slots = self.blt.local_encoder.patch_slots(seen, pids[None], len(starts) - 1 - first)
-        self.starts = starts[-self.encoder_window:]
-        self.byte_states = [s[:, self.starts[0] - self.states_from :] for s in self.byte_states]
-        self.states_from = self.starts[0]
-        return slots.reshape(1, len(starts) - 1 - first, -1)
+        count = len(starts) - 1 - first
+        with self.meter(LOCAL_ENCODER):
+            positions = torch.arange(self.states_from, end, device=self.device)
+            pids = torch.bucketize(positions, torch.tensor(starts, device=self.device), right=True)[None] - 1 - first
+            seen = [s[:, : end - self.states_from] for s in self.byte_states]
+            if count == 1 and self.steps is not None:
+                patches = self.steps.pool(seen, pids)
+            else:
+                patches = self.blt.local_encoder.patch_slots(seen, pids, count).reshape(1, count, -1)
+            self.starts = starts[-self.encoder_window:]
+            self.byte_states = [s[:, self.starts[0] - self.states_from :] for s in self.byte_states]
+            self.states_from = self.starts[0]
+        if count == 1 and self.steps is not None:
+            with self.meter(GLOBAL_TRANSFORMER), one_position(self.global_kv):
+                return self.steps.patch(patches, self._position(self.patches), self.global_kv)
+        with self.meter(GLOBAL_TRANSFORMER):
+            out = self.blt.global_transformer.extend(patches, self.patches, self.global_kv)
+        with self.meter(LOCAL_DECODER):
+            return self.blt.local_decoder.slot_keys_values(out)
 
     def _decode(self, h: Tensor, closes: list[bool], start: int, new: list[KV] | None) -> Tensor:
         """Decoder logits for the new bytes: byte t sees the slots of the last patch that closed at or before t
