@@ -135,7 +135,7 @@ class Models:
         if os.environ.get(COMPILE_ENV, "1") == "0" or not can_compile(default_device()):
             return False
         blt, (baseline, tokenizer) = self.blt.get(default("BLT")), self.baseline.get(default("baseline"))
-        list(generate(blt, "Warm-up", 4, compile=True))
+        list(generate(blt, "Warm-up", 16, compile=True))  # enough bytes to close patches: their steps compile then
         list(generate_baseline(baseline, tokenizer, "Warm-up", 4, compile=True))
         return True
 

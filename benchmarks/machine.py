@@ -39,5 +39,19 @@ def read_bandwidth(device: torch.device) -> float:
     return x.nbytes / best
 
 
+def cold_read_bandwidth(nbytes: int, repeats: int = 20) -> float:
+    """Bytes/s of reading one buffer of `nbytes` from memory, as a decode step reads each weight matrix: the caches
+    are first evicted (a 64 MB read), then the buffer is summed; the best of `repeats`. A single core's cold
+    read of a small buffer stays far below a long stream's rate: each starts its stream (and page walks) anew."""
+    evict, x = torch.ones(1 << 24), torch.ones(nbytes // 4)
+    best = math.inf
+    for _ in range(repeats):
+        evict.sum()
+        start = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - start)
+    return x.nbytes / best
+
+
 if __name__ == "__main__":
     print(machine_line())

@@ -9,7 +9,7 @@ same terms with the released BLT configurations. (The fixed-shape steps also sco
 masked, until its window fills: a little more arithmetic for shapes that never change.)
 
 Small models decode at the speed of memory, not arithmetic: `step_weight_bytes` counts the bytes of weights
-each step reads, which over the measured memory bandwidth is the fastest a step can be.
+each step reads (`step_weights`), which over the measured memory bandwidth is the fastest a step can be.
 """
 
 from __future__ import annotations
@@ -156,29 +156,33 @@ _PER_PATCH = ("local_encoder.patch_embedding_projection.", "local_encoder.cross_
               "local_decoder.cross_attn_layers.{}.wk.", "local_decoder.cross_attn_layers.{}.wv.")
 
 
-def _read_bytes(name: str, p: torch.Tensor, lookups: dict[str, int]) -> int:
-    """Bytes a step reads of parameter `name`: a table that is only looked up, one row per lookup."""
-    for table, rows in lookups.items():
-        if name.startswith(table):
-            return rows * p[0].nbytes
-    return p.nbytes
+def _read(name: str, p: torch.Tensor, lookups: tuple[str, ...]) -> torch.Tensor:
+    """What a step reads of parameter `name`: of a table that is only looked up, one row."""
+    return p[:1] if name.startswith(lookups) else p
+
+
+def step_weights(model: torch.nn.Module) -> dict[str, list[torch.Tensor]]:
+    """The weights a generation step reads, in the model's order. A BLT: {"byte": per byte (entropy model, local
+    encoder and its hash n-gram rows, local decoder), "patch": per patch (the encoder's pooling, global
+    transformer, patch slots)}; a BPE model: {"token": per token}. Of embedding tables, the row looked up; an
+    output head tied to them reads all of it."""
+    if not isinstance(model, BLT):
+        tied = model.output.weight is model.tok_embeddings.weight
+        lookups = () if tied else ("tok_embeddings.",)
+        return {"token": [_read(n, p, lookups) for n, p in model.named_parameters(remove_duplicate=False)
+                          if n != "tok_embeddings.weight" or not tied]}
+    layers = range(len(model.local_decoder.cross_attn_layers))
+    per_patch = tuple(prefix.format(i) for prefix in _PER_PATCH for i in layers)
+    lookups = ("entropy_model.tok_embeddings.", "local_encoder.tok_embeddings.", "encoder_hash_tok_embedding.")
+    out: dict[str, list[torch.Tensor]] = {"byte": [], "patch": []}
+    for name, p in model.named_parameters():
+        out["patch" if name.startswith(per_patch) else "byte"].append(_read(name, p, lookups))
+    return out
 
 
 def step_weight_bytes(model: torch.nn.Module) -> dict[str, int]:
-    """Bytes of weights a generation step reads. A BLT: {"byte": per byte (entropy model, local encoder and its
-    hash n-gram rows, local decoder), "patch": per patch (global transformer, patch slots)}; a BPE model:
-    {"token": per token}. Embedding tables count the rows looked up; an output head tied to them, all of it."""
-    if not isinstance(model, BLT):
-        lookups = {"tok_embeddings.": 1} if model.output.weight is not model.tok_embeddings.weight else {}
-        return {"token": sum(_read_bytes(n, p, lookups) for n, p in model.named_parameters(remove_duplicate=False)
-                             if n != "tok_embeddings.weight" or lookups)}
-    layers = range(len(model.local_decoder.cross_attn_layers))
-    per_patch = tuple(prefix.format(i) for prefix in _PER_PATCH for i in layers)
-    lookups = {"entropy_model.tok_embeddings.": 1, "local_encoder.tok_embeddings.": 1, "encoder_hash_tok_embedding.": 1}
-    out = {"byte": 0, "patch": 0}
-    for name, p in model.named_parameters():
-        out["patch" if name.startswith(per_patch) else "byte"] += _read_bytes(name, p, lookups)
-    return out
+    """Bytes of `step_weights`: over the memory bandwidth, the fastest a step can be."""
+    return {part: sum(t.nbytes for t in weights) for part, weights in step_weights(model).items()}
 
 
 @dataclass
