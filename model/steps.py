@@ -36,20 +36,19 @@ def can_compile(device: torch.device) -> bool:
     return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-CPU_INDUCTOR = {"max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
 
 
-def compile_options(device: torch.device, graphs: bool = True) -> dict[str, Any]:
-    """torch.compile's options for a decode step on `device`. The weights are frozen into the graph on every
-    device: constants that inductor folds (layers.fused_linear's concatenations) and packs for its kernels. On a
-    GPU, CUDA graphs (what mode="reduce-overhead" sets) unless `graphs` is False: one launch a step. On a CPU
-    inductor times its own C++ GEMM kernels against BLAS (max_autotune): a one-row product must read its weights
-    at memory speed, and MKL's do not (on this project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30).
-    Freezing is decided while dynamo traces, outside any options passed to torch.compile, so those are set in
-    inductor's config for the whole process (`CPU_INDUCTOR`); nothing else here compiles."""
-    torch._inductor.config.freezing = True
+def compile_options(device: torch.device) -> dict[str, Any]:
+    """torch.compile's options for a decode step on `device`. On a GPU, CUDA graphs (what mode="reduce-overhead"
+    sets): one launch a step. On a CPU the weights are frozen into the graph, as constants that inductor folds
+    (layers.fused_linear's concatenations) and packs for its own C++ GEMM kernels, which it times against BLAS
+    (max_autotune): a one-row product must read its weights at memory speed, and MKL's do not (on this
+    project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Freezing is decided while dynamo traces, outside
+    any options passed to torch.compile, so those are set in inductor's config for the whole process
+    (`CPU_INDUCTOR`); nothing else here compiles."""
     if device.type == "cuda":
-        return {"triton.cudagraphs": graphs}
+        return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
     return {}
@@ -69,15 +68,14 @@ class Step:
     """A fixed-shape step function, compiled (torch.compile, one graph, `compile_options`) or eager. If
     compiling fails on the first call, it says why and runs eagerly from then on. Shapes that change between
     calls (a cache that grew) compile once more, as symbols. A step whose inputs' dimension 1 changes at every
-    call (`varying`: a patch's byte count) takes it as a symbol from the first call, and runs without CUDA
-    graphs, which would record one graph per length."""
+    call (`varying`: a patch's byte count) takes it as a symbol from the first call."""
 
     def __init__(self, fn: Callable[..., Any], device: torch.device, compile: bool, varying: bool = False):
         self.eager, self.device, self.varying = fn, device, varying
         self.compiled = compile and can_compile(device)
         self.fn = fn
         if self.compiled:  # its own code, so its guards need only check the tensors' shapes (a guard costs ~80 µs)
-            options = compile_options(device, graphs=not varying) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
+            options = compile_options(device) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
             self.fn = torch.compile(own_code(fn), fullgraph=True, options=options)
         self._tried = not self.compiled
 
@@ -89,7 +87,7 @@ class Step:
     @property
     def graphs(self) -> bool:
         """Does it run as CUDA graphs? A replay overwrites the outputs of the one before."""
-        return self.compiled and self.device.type == "cuda" and not self.varying
+        return self.compiled and self.device.type == "cuda"
 
     def __call__(self, *args: Any) -> Any:
         if self.varying and self.compiled:  # symbolic from the first call: one graph for every length
@@ -114,15 +112,16 @@ class Step:
 
 class ByteSteps:
     """A BLT's steps in generation: per byte the entropy model, the hash embeddings with the local encoder and
-    the local decoder; per patch the local encoder's pooling of its bytes into slots (a byte count that varies),
-    then the global transformer with the decoder's keys and values of its slots."""
+    the local decoder; per patch the local encoder's pooling of its bytes into slots, then the global transformer
+    with the decoder's keys and values of its slots. The pooling's byte count varies from patch to patch: on a
+    GPU it runs eagerly (CUDA graphs would record a graph per count; a patch's few launches cost little there)."""
 
     def __init__(self, blt: BLT, compile: bool = False):
         device = next(blt.parameters()).device
         em = blt.entropy_model
         self.entropy = None if em is None else Step(em.step, device, compile)
         self.encode = Step(blt.encoder_step, device, compile)
-        self.pool = Step(blt.local_encoder.patch_step, device, compile, varying=True)
+        self.pool = Step(blt.local_encoder.patch_step, device, compile and device.type == "cpu", varying=True)
         self.patch = Step(blt.patch_step, device, compile)
         self.decode = Step(blt.local_decoder.step, device, compile)
 
