@@ -228,6 +228,8 @@ def blt_view(duel: Duel, blt: BLT) -> str:
 def baseline_view(duel: Duel, tokenizer: Tokenizer) -> str:
     if duel.baseline_error:
         return render.message(duel.baseline_error, "warn")
+    if not duel.baseline:  # the BLT reads its prompt and writes a byte first: Stop can come before the baseline's turn
+        return render.message("Stopped before the BPE baseline read the prompt.")
     token_bytes = ByteLevelTokens(tokenizer)
     lengths = [len(token_bytes(i)) for i in duel.baseline[0].ids] + [event_bytes(e) for e in duel.baseline[1:]]
     cuts = list(accumulate(lengths, initial=0))

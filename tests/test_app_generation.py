@@ -91,6 +91,17 @@ def test_stop_ends_early_and_closes_both_generators(models):
     assert "Stopped" in generation.status(duel, generation.Request("Mozart", 200))
 
 
+def test_stop_before_the_baseline_starts_still_draws(models):
+    """The BLT steps first (its prompt, then a byte): Stop at once leaves the baseline without events, and the
+    page still draws what there is (a visitor's Stop at 0 s raised IndexError in the server)."""
+    blt, baseline, tokenizer = models
+    calls = itertools.count()
+    duel = list(generation.run(blt, baseline, tokenizer, generation.Request("Mozart", 200), lambda: next(calls) >= 2))[-1]
+    assert duel.stopped and len(duel.blt) == 2 and duel.baseline == []
+    r = generation.finish(duel, blt, baseline, tokenizer, {SHIPPED: tokenizer})
+    assert "Stopped before the BPE baseline" in r.baseline_text and len(r.costs) == 1 and len(r.trace) == 1
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(max_new_bytes=0), "from 1 to"), (dict(max_new_bytes=generation.MAX_NEW_BYTES + 1), "from 1 to"),
     (dict(max_new_bytes=2.5), "whole number"), (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"),
