@@ -44,13 +44,16 @@ def compile_options(device: torch.device) -> dict[str, Any]:
     sets): one launch a step. On a CPU the weights are frozen into the graph, as constants that inductor folds
     (layers.fused_linear's concatenations) and packs for its own C++ GEMM kernels, which it times against BLAS
     (max_autotune): a one-row product must read its weights at memory speed, and MKL's do not (on this
-    project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Freezing is decided while dynamo traces, outside
-    any options passed to torch.compile, so those are set in inductor's config for the whole process
-    (`CPU_INDUCTOR`); nothing else here compiles."""
+    project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Its kernels run on one thread: OpenMP teams
+    gain little on one-row products and lose much outside the main thread, where a server runs generations (on
+    a 2-core EPYC, 256 bytes in a worker thread at 4.5-6.2 ms a byte on two threads, 2.0 on one; 1.7 and 1.9 in
+    the main thread). Freezing is decided while dynamo traces, outside any options passed to torch.compile, so
+    those are set in inductor's config for the whole process (`CPU_INDUCTOR`); nothing else here compiles."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
+    torch._inductor.config.cpp.threads = 1
     return {}
 
 

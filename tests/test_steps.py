@@ -44,6 +44,7 @@ def test_where_torch_compile_is_used(monkeypatch):
     assert steps.compile_options(torch.device("cuda")) == {"triton.cudagraphs": True}
     assert steps.compile_options(cpu) == {}  # on a CPU, inductor's config (freezing is decided while tracing)
     assert torch._inductor.config.freezing and torch._inductor.config.max_autotune
+    assert torch._inductor.config.cpp.threads == 1  # OpenMP teams outside the main thread cost more than they give
 
 
 def test_the_page_compiles_its_models_before_serving_and_then_runs_them(monkeypatch):
