@@ -36,7 +36,7 @@ def can_compile(device: torch.device) -> bool:
     return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
+CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN", "cpp.threads": 1}
 
 
 def compile_options(device: torch.device) -> dict[str, Any]:
@@ -53,7 +53,6 @@ def compile_options(device: torch.device) -> dict[str, Any]:
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
-    torch._inductor.config.cpp.threads = 1
     return {}
 
 
