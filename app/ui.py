@@ -60,7 +60,7 @@ from .render import LN2
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MODEL_CONCURRENCY = 8  # sessions reading at once; their windows take the model's turns one at a time (lanes.Turns)
-READ_WINDOW_BYTES = 1024  # bytes per turn of the model: a short text waits for one window at most (~0.1 s)
+READ_WINDOW_BYTES = 512  # bytes per turn of the model: a short text waits for one window at most (~0.07 s)
 # The text box's height in lines, fixed (lines == max_lines): Gradio's growing box measures its whole text twice on
 # every change, which for a 100 KB text kept the browser busy 1.5 s before the text was even sent.
 TEXT_LINES = 8
