@@ -365,18 +365,19 @@ class CachedBLT:
         transformer's); several (a prompt): the batched path."""
         first, end = len(self.starts) - 1, starts[-1]  # the first closed patch's index in starts; the bytes' end
         count = len(starts) - 1 - first
+        stepping = count == 1 and self.steps is not None
         with self.meter(LOCAL_ENCODER):
             positions = torch.arange(self.states_from, end, device=self.device)
             pids = torch.bucketize(positions, torch.tensor(starts, device=self.device), right=True)[None] - 1 - first
             seen = [s[:, : end - self.states_from] for s in self.byte_states]
-            if count == 1 and self.steps is not None:
+            if stepping:
                 patches = self.steps.pool(seen, pids)
             else:
                 patches = self.blt.local_encoder.patch_slots(seen, pids, count).reshape(1, count, -1)
             self.starts = starts[-self.encoder_window:]
             self.byte_states = [s[:, self.starts[0] - self.states_from :] for s in self.byte_states]
             self.states_from = self.starts[0]
-        if count == 1 and self.steps is not None:
+        if stepping:
             with self.meter(GLOBAL_TRANSFORMER), one_position(self.global_kv):
                 return self.steps.patch(patches, self._position(self.patches), self.global_kv)
         with self.meter(GLOBAL_TRANSFORMER):
