@@ -25,6 +25,7 @@ from model.generate import (
     generate_nocache,
     patch_closes,
 )
+from model.layers import KVCache, one_position
 from model.patcher import PatchingConfig, patch_lengths
 from model.steps import ByteSteps, byte_steps, token_step
 from model.tokenizer import BOS_ID, EOS_ID, OFFSET
@@ -176,6 +177,20 @@ def test_caches_stay_within_their_windows(small_blt):
     for part in ("entropy_model", "local_decoder"):  # sliding windows (and 3 patches' slots): bounded
         assert max(k[part] for k in kv) == max(k[part] for k in kv[:45])
     assert kv[-1]["global_transformer"] > kv[45]["global_transformer"]  # one entry per patch, no window
+
+
+def test_a_one_position_step_reads_the_slots_written_so_far():
+    """On a CPU, attention in a step reads the slots written (at least 2), the new one included, until the window
+    fills; then every slot. Each slot read holds the key of a position in the window."""
+    cache = KVCache(window=8)
+    cache.reserve(0, torch.zeros(1, 2, 0, 4))
+    for t in range(11):
+        with one_position([cache]):
+            key = torch.full((1, 2, 1, 4), float(t))
+            keys, values, visible = cache.write(key, -key, torch.tensor(t))
+        assert keys.shape[2] == values.shape[2] == visible.shape[0] == min(max(2, t + 1), 8)
+        assert int(visible.sum()) == min(t + 1, 8) and keys[0, 0, t % 8, 0] == t
+        assert sorted(keys[0, 0, visible, 0].tolist()) == list(range(max(0, t - 7), t + 1))
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
