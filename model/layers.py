@@ -37,7 +37,9 @@ class KVCache:
     """One attention layer's keys and values in cached generation, in fixed buffers: position p lives at slot
     p % size. With a sliding window of w keys the buffers hold exactly w slots (a query's window, itself
     included) and never move or grow, so a one-position `step` has the same shapes at every byte: what
-    compiling (and CUDA graphs) need. Without a window they hold `capacity` positions and double when full."""
+    compiling (and CUDA graphs) need. On a CPU a step reads only the slots written (`slots_to_read`), a count
+    that compiled steps take as a symbol: one graph still. Without a window they hold `capacity` positions and
+    double when full."""
 
     def __init__(self, window: int | None = None, capacity: int = 64):
         self.window, self.size = window, window or capacity
@@ -58,7 +60,7 @@ class KVCache:
             grown[0][:, :, : self.length], grown[1][:, :, : self.length] = self.k[:, :, : self.length], self.v[:, :, : self.length]
             self.k, self.v = grown
         else:
-            return
+            return  # nothing allocated or grown: the slots stand
         self.slots = fixed_buffer(torch.arange(self.size, device=self.k.device), growing=None if self.window else 0)
 
     def _buffer(self, like: Tensor) -> Tensor:
@@ -309,8 +311,9 @@ class Attention(nn.Module):
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))
 
     def step(self, x: Tensor, rope: tuple[Tensor, Tensor], pos: Tensor, cache: KVCache) -> Tensor:
-        """One position [B, 1, D] at `pos` (0-d tensor) on a cache with room for it: fixed shapes, no Python
-        numbers, so a compiled step is one graph whatever the position."""
+        """One position [B, 1, D] at `pos` (0-d tensor) on a cache with room for it and its slots to read set
+        (`one_position`): fixed shapes but for that count of slots (a symbol), no Python numbers, so a compiled
+        step is one graph whatever the position."""
         B = x.shape[0]
         q, k, v = fused_linear(x, self.wq, self.wk, self.wv)
         q = apply_rope(q.view(B, 1, self.n_heads, self.head_dim).transpose(1, 2), rope)

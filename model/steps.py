@@ -1,10 +1,11 @@
 """Decode steps at fixed shapes, compiled where that helps.
 
-A cached generator's time per byte goes to launching a few hundred small operations, not to arithmetic:
-the shipped BLT's per-byte weights fit in the CPU's cache. Each `step` method (EntropyModel.step,
-BLT.encoder_step, LocalDecoder.step, TransformerStack.step) keeps every shape fixed from byte to byte, on caches
-that are written in place and never move, so torch.compile turns each into one graph: inductor's fused C++
-on a CPU, CUDA graphs on a GPU (gpt-fast's recipe). Where compiling is not possible (no C++ compiler, ZeroGPU,
+A cached generator's time per byte went to launching a few hundred small operations, not to arithmetic. Each
+`step` method (EntropyModel.step, BLT.encoder_step, LocalDecoder.step, TransformerStack.step) keeps every shape
+fixed from byte to byte, on caches that are written in place and never move (on a CPU, attention reads the
+slots written so far: a count compiled as a symbol), so torch.compile turns each into one graph: inductor's
+fused C++ on a CPU, CUDA graphs on a GPU (gpt-fast's recipe). What a compiled step still pays besides its
+weights is measured by benchmarks/bench_step_overhead.py. Where compiling is not possible (no C++ compiler, ZeroGPU,
 an operator inductor rejects) the same methods run eagerly: the numbers are the same up to float rounding.
 """
 
