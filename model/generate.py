@@ -19,6 +19,7 @@ UI streams their events, and closing one frees its caches.
 from __future__ import annotations
 
 import math
+from array import array
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -216,10 +217,17 @@ def cache_bytes(cache: list[KVCache] | list[KV] | None) -> int:
 NO_PATCH = -(2**62)  # the patch index of a decoder slot that holds no patch yet: outside every window
 
 
-def patch_closes(t: int, entropy: Tensor | None, previous: Tensor | None, open_bytes: int, cfg: PatchingConfig) -> bool:
+def float32(x: float) -> float:
+    """x rounded to float32, as torch rounds a Python number compared with a float32 tensor."""
+    return array("f", [x])[0]
+
+
+def patch_closes(t: int, entropy: float | None, previous: float | None, open_bytes: int, cfg: PatchingConfig) -> bool:
     """Does the patch holding byte t end at t, so that byte t+1 opens the next one? Meta's realtime patching:
     `patcher.patch_lengths` applies the same rules to a whole sequence at once. `open_bytes` counts the
-    open patch's bytes, t included; `entropy` is H[t] and `previous` H[t-1] (float32)."""
+    open patch's bytes, t included; `entropy` is H[t] and `previous` H[t-1], float32 values as Python numbers
+    (one conversion a feed, not tensor ops a byte), compared as the patcher compares its float32 tensors: the
+    difference and the thresholds rounded to float32."""
     if t == 0:
         return True  # BOS is a patch of its own
     if cfg.max_patch_length is not None and open_bytes >= cfg.max_patch_length:
@@ -227,10 +235,11 @@ def patch_closes(t: int, entropy: Tensor | None, previous: Tensor | None, open_b
     if cfg.mode == "byte":
         return True
     if cfg.monotonicity:
-        return t == 1 or bool(entropy - previous > cfg.threshold)
+        return t == 1 or float32(entropy - previous) > float32(cfg.threshold)
     if cfg.threshold_add is not None:
-        return t == 1 or (t > 2 and bool(entropy - previous > cfg.threshold_add) and bool(entropy > cfg.threshold))
-    return bool(entropy > cfg.threshold)
+        return t == 1 or (t > 2 and float32(entropy - previous) > float32(cfg.threshold_add)
+                          and entropy > float32(cfg.threshold))
+    return entropy > float32(cfg.threshold)
 
 
 class Reader(Protocol):
@@ -271,7 +280,7 @@ class CachedBLT:
         self.ngram = max(cfg.hash_ngram_sizes, default=1)  # ids the hash n-grams of a byte look at
         self.length = 0  # bytes read
         self.recent: list[int] = []  # the last ids, for the hash n-grams
-        self.last_entropy: Tensor | None = None
+        self.last_entropy: float | None = None
         self.entropy_kv: list[KVCache] | None = None  # a new one each max_seqlen bytes
         self.encoder_kv = blt.local_encoder.new_cache()
         self.global_kv = blt.global_transformer.new_cache()
@@ -304,9 +313,10 @@ class CachedBLT:
             self.byte_states = states if self.byte_states is None else [
                 torch.cat([old, new], dim=1) for old, new in zip(self.byte_states, states)]
         closes, starts = [], self.starts
+        values = None if entropies is None else entropies.tolist()
         for i in range(n):
             t = start + i
-            entropy = None if entropies is None else entropies[i]
+            entropy = None if values is None else values[i]
             close = patch_closes(t, entropy, self.last_entropy, t - starts[-1] + 1, self.patching)
             if close:
                 starts = starts + [t + 1]
@@ -345,7 +355,7 @@ class CachedBLT:
             else:
                 out.append(entropy_from_logits(model.extend(tokens, t % S, self.entropy_kv)[0]))
             t, i = t + len(piece), i + len(piece)
-        return torch.cat(out)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def _encode(self, ids: list[int], start: int) -> list[Tensor]:
         """The encoder's states of the new bytes, per cross-attending layer [1, n, D]."""

@@ -122,10 +122,12 @@ class KVCache:
 def one_position(cache: list[KVCache]) -> Iterator[None]:
     """Around a one-position step (Attention.step) on a stack's caches: room for the position and the slots
     to read before it (a cache without a window may grow), and the position counted after it, outside any
-    compiled code."""
+    compiled code. A stack's caches have one size and length, so they share the view of the slots to read."""
     for c in cache:
         c.reserve(1)
-        c.read = c.slots_to_read()
+    read = cache[0].slots_to_read() if cache else None
+    for c in cache:
+        c.read = read
     yield
     for c in cache:
         c.length += 1

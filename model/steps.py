@@ -37,10 +37,11 @@ def can_compile(device: torch.device) -> bool:
     return device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN", "cpp.threads": 1}
+CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN", "cpp.threads": 1,
+                "size_asserts": False, "alignment_asserts": False, "scalar_asserts": False}
 
 
-def compile_options(device: torch.device) -> dict[str, Any]:
+def compile_options(device: torch.device, varying: bool = False) -> dict[str, Any]:
     """torch.compile's options for a decode step on `device`. On a GPU, CUDA graphs (what mode="reduce-overhead"
     sets): one launch a step. On a CPU the weights are frozen into the graph, as constants that inductor folds
     (layers.fused_linear's concatenations) and packs for its own C++ GEMM kernels, which it times against BLAS
@@ -48,13 +49,18 @@ def compile_options(device: torch.device) -> dict[str, Any]:
     project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Its kernels run on one thread: OpenMP teams
     gain little on one-row products and lose much outside the main thread, where a server runs generations (on
     a 2-core EPYC, 256 bytes in a worker thread at 4.5-6.2 ms a byte on two threads, 2.0 on one; 1.7 and 1.9 in
-    the main thread). Freezing is decided while dynamo traces, outside any options passed to torch.compile, so
-    those are set in inductor's config for the whole process (`CPU_INDUCTOR`); nothing else here compiles."""
+    the main thread). A compiled step's Python wrapper checks no sizes, strides or alignments: dynamo's guards
+    have checked its inputs, and the checks cost ~8 % of a shipped BLT's byte (same-process A/B, float32; with
+    them off, cpp_wrapper gained nothing more). Freezing is decided while dynamo traces, outside any options
+    passed to torch.compile, so those are set in inductor's config for the whole process (`CPU_INDUCTOR`);
+    nothing else here compiles. A `varying` step (a patch's byte count) uses inductor's own GEMMs only: oneDNN,
+    chosen by timing at the first call's count, built a new primitive for every count (164 µs a patch for
+    0.5 MB of weights)."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
-    return {}
+    return {"max_autotune_gemm_backends": "CPP"} if varying else {}
 
 
 def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -78,7 +84,7 @@ class Step:
         self.compiled = compile and can_compile(device)
         self.fn = fn
         if self.compiled:  # its own code, so its guards need only check the tensors' shapes (a guard costs ~80 µs)
-            options = compile_options(device) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
+            options = compile_options(device, varying) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
             self.fn = torch.compile(own_code(fn), fullgraph=True, options=options)
         self._tried = not self.compiled
 

@@ -78,14 +78,28 @@ def byte_events(events: list) -> list[ByteEvent]:
 ], ids=["global", "global_max3", "monotonic", "monotonic_max4", "global_monotonic", "byte"])
 def test_realtime_patching_equals_the_patcher_on_every_prefix(cfg):
     g = torch.Generator().manual_seed(0)
-    entropies = 2 * torch.rand(300, generator=g)
-    tokens = torch.full((1, 300), OFFSET)
+    assert_realtime_equals_patcher(2 * torch.rand(300, generator=g), cfg)
+
+
+@pytest.mark.parametrize("cfg", [
+    PatchingConfig(threshold=1 - 1e-11), PatchingConfig(threshold=1 - 1e-11, monotonicity=True),
+    PatchingConfig(threshold=1 - 1e-11, threshold_add=1 - 1e-11),
+], ids=["global", "monotonic", "global_monotonic"])
+def test_realtime_patching_rounds_thresholds_and_rises_to_float32_as_the_patcher(cfg):
+    """Entropies and rises of exactly 1 against a threshold just under 1: in float64 they pass it, in float32
+    (the patcher's tensors) the threshold is 1 and they do not."""
+    assert_realtime_equals_patcher(torch.tensor([0.0, 1.0, 2.0, 1.0, 1.0, 2.0, 3.0, 0.0, 1.0, 1.5] * 6), cfg)
+
+
+def assert_realtime_equals_patcher(entropies, cfg):
+    T_all = len(entropies)
+    tokens = torch.full((1, T_all), OFFSET)
     closes, start, previous = [], 0, None
-    for t in range(300):
-        close = patch_closes(t, entropies[t], previous, t - start + 1, cfg)
+    for t, entropy in enumerate(entropies.tolist()):
+        close = patch_closes(t, entropy, previous, t - start + 1, cfg)
         closes.append(close)
-        start, previous = (t + 1 if close else start), entropies[t]
-    for T in (1, 2, 3, 4, 17, 300):
+        start, previous = (t + 1 if close else start), entropy
+    for T in sorted({1, 2, 3, 4, 17, T_all}):
         starts = [0] + [t + 1 for t in range(T) if closes[t]]
         lengths = [b - a for a, b in zip(starts, starts[1:] + [T + 1]) if b > a]
         assert lengths == patch_lengths(tokens[:, :T], cfg, entropies[None, :T])[0].tolist()
