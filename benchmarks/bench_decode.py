@@ -9,13 +9,16 @@ continues a 300-byte prompt greedily:
 (a) speed-up over each whole call (the prompt's reading included, best of --rounds runs each) against Meta's
     no-cache algorithm (`generate_nocache`), for the cached generator's paths: "batched" (each byte through the batched,
     variable-shape path: the generator before fixed-shape steps), "eager" (model/steps.py's fixed-shape steps,
-    eagerly), "compiled" (torch.compile, inductor's C++) and "compiled+cpp_wrapper"; and whether every path
+    eagerly), "compiled" (torch.compile, inductor's C++, kernels launched from C++: the default) and
+    "compiled, py wrapper" (the same, kernels launched from Python, cpp_wrapper off); and whether every path
     wrote the no-cache bytes;
 (b) milliseconds per byte, by component, beside the weight-bandwidth bound: the bytes of weights a byte's
     steps read (model.analysis.cost.step_weight_bytes: every byte the per-byte parts, once per patch the rest,
     at the patch size of the run) over the memory read bandwidth measured in the same run; and, since that
     bandwidth is a 1 GB stream's while a step reads dozens of separate sub-MB matrices, the bandwidth of a cold
     read of one such buffer (machine.cold_read_bandwidth);
+(b) and (c) read the fastest run of the longest length; (c) takes each byte's median over the runs, so that one
+run's hiccup (this VM's timings drift by ±20 %) does not count as a trend.
 (c) per-byte latency over the first and the last 64 bytes of the longest run (flat: within 5 %).
 
 Then the shipped BPE baseline on the same prompt, eager and compiled steps, against its own bound.
@@ -33,7 +36,6 @@ from pathlib import Path
 
 import torch
 import torch._dynamo
-import torch._inductor.config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,20 +55,23 @@ from model.generate import (  # noqa: E402
     generate_nocache,
 )
 from model.loading import load_blt  # noqa: E402
+from model import steps as model_steps  # noqa: E402
 from model.steps import ByteSteps  # noqa: E402
 
 PROMPT = ("Byte-level language models read text as it is stored: no vocabulary, no tokenizer, every byte in "
           "sight. The price is length, since a sentence has four or five times more bytes than tokens. "
           "The Byte Latent Transformer groups bytes into patches where the next byte is easy to guess, and "
           "runs its large model once per patch. Its entropy model is small")[:300]
-PATHS = ("batched", "eager", "compiled", "compiled+cpp_wrapper")
+PATHS = ("batched", "eager", "compiled", "compiled, py wrapper")
 GB = 1e9
 
 
-def best_of(rounds: int, run: Callable[[], tuple[list, float]]) -> tuple[list, float]:
-    """The events of the last run and the fewest seconds of `rounds` runs (this VM's timings drift by ±20 %)."""
+def best_of(rounds: int, run: Callable[[], tuple[list, float]]) -> tuple[list, float, list[list]]:
+    """The events of the fastest of `rounds` runs (this VM's timings drift by ±20 %), its seconds, and the
+    events of every run."""
     runs = [run() for _ in range(rounds)]
-    return runs[-1][0], min(seconds for _, seconds in runs)
+    events, seconds = min(runs, key=lambda r: r[1])
+    return events, seconds, [events for events, _ in runs]
 
 
 def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent], float]]]]:
@@ -78,7 +83,7 @@ def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent],
         steps = None
         if path != "batched":  # batched: a CachedBLT without steps takes the batched path for every byte
             torch._dynamo.reset()  # compile afresh, with or without cpp_wrapper
-            torch._inductor.config.cpp_wrapper = "cpp_wrapper" in path
+            model_steps.CPP_WRAPPER = "py wrapper" not in path
             steps = ByteSteps(blt, compile=path != "eager")
 
         def run(n: int, steps: ByteSteps | None = steps) -> tuple[list[ByteEvent], float]:
@@ -89,7 +94,7 @@ def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent],
         if path.startswith("compiled"):
             run(2)
         yield path, run
-    torch._inductor.config.cpp_wrapper = False
+    model_steps.CPP_WRAPPER = True
 
 
 def per_component(events: list[ByteEvent]) -> dict[str, float]:
@@ -106,7 +111,7 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
     print(f"\n== shipped BLT in {str(dtype).removeprefix('torch.')}: weights read every byte {weights['byte'] / 1e6:.1f} MB, "
           f"once per patch {weights['patch'] / 1e6:.1f} MB; prompt {len(PROMPT.encode())} bytes, greedy")
     print(f"(a) {'new bytes':>9}{'no-cache s':>12}" + "".join(f"{p:>22}" for p in PATHS) + "   same bytes")
-    references = {n: best_of(rounds, lambda n=n: blt_run_nocache(blt, n)) for n in lengths}
+    references = {n: best_of(rounds, lambda n=n: blt_run_nocache(blt, n))[:2] for n in lengths}
     runs = {path: {n: best_of(rounds, lambda n=n, run=run: run(n)) for n in lengths}
             for path, run in blt_paths(blt)}  # compiled once, run at each n
     for n in lengths:
@@ -116,7 +121,7 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
         print(f"    {n:>9}{t_ref:>12.2f}" + "".join(f"{c:>22}" for c in cells) + "   " + "/".join(same))
     longest = {p: runs[p][lengths[-1]][0] for p in PATHS}
     print(f"    (seconds for the whole call, prompt included, best of {rounds}; × = no-cache seconds / this path's)")
-    print(f"(b) ms per byte over the last run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
+    print(f"(b) ms per byte over the fastest run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
     events = longest[PATHS[0]]
     patch_size = len(events) / max(1, sum(e.starts_patch for e in events))
     bound = 1000 * (weights["byte"] + weights["patch"] / patch_size) / bw
@@ -132,10 +137,11 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
         parts = ", ".join(f"{k} {v:.2f}" for k, v in per_component(events).items())
         print(f"    {path:<22}{ms:7.2f} ms/byte ({parts}); bound {bound:.2f} ms at {patch_size:.2f} bytes/patch: "
               f"{ms / bound:.2f}× the bound")
-    print("(c) per-byte latency, first 64 and last 64 bytes of the last run")
+    print(f"(c) per-byte latency, first 64 and last 64 bytes: each byte's median over the {rounds} runs")
     for path in PATHS:
-        events = longest[path]
-        first, last = (statistics.fmean(e.cost.wall_ms for e in part) for part in (events[:64], events[-64:]))
+        every = runs[path][lengths[-1]][2]
+        median = [statistics.median(e[i].cost.wall_ms for e in every) for i in range(min(map(len, every)))]
+        first, last = statistics.fmean(median[:64]), statistics.fmean(median[-64:])
         print(f"    {path:<22}{first:7.2f} ms, {last:7.2f} ms: last/first {last / first:.3f}")
 
 

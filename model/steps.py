@@ -39,6 +39,7 @@ def can_compile(device: torch.device) -> bool:
 
 CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN", "cpp.threads": 1,
                 "size_asserts": False, "alignment_asserts": False, "scalar_asserts": False}
+CPP_WRAPPER = True  # the tests turn it off for most of their small models (tests/conftest.py)
 
 
 def compile_options(device: torch.device, varying: bool = False) -> dict[str, Any]:
@@ -49,18 +50,19 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     project's AMD EPYC, bf16: 6 GB/s against inductor's 25-30). Its kernels run on one thread: OpenMP teams
     gain little on one-row products and lose much outside the main thread, where a server runs generations (on
     a 2-core EPYC, 256 bytes in a worker thread at 4.5-6.2 ms a byte on two threads, 2.0 on one; 1.7 and 1.9 in
-    the main thread). A compiled step's Python wrapper checks no sizes, strides or alignments: dynamo's guards
-    have checked its inputs, and the checks cost ~8 % of a shipped BLT's byte (same-process A/B, float32; with
-    them off, cpp_wrapper gained nothing more). Freezing is decided while dynamo traces, outside any options
-    passed to torch.compile, so those are set in inductor's config for the whole process (`CPU_INDUCTOR`);
-    nothing else here compiles. A `varying` step (a patch's byte count) uses inductor's own GEMMs only: oneDNN,
-    chosen by timing at the first call's count, built a new primitive for every count (164 µs a patch for
-    0.5 MB of weights)."""
+    the main thread). A step's kernels are launched from C++ (`CPP_WRAPPER`), not from a Python wrapper that
+    calls each through pybind: the shipped BLT's byte 8 % faster in float32 and 11 % in bfloat16
+    (benchmarks/bench_decode.py), for a compile 7 % longer (100 to 107 s) but twice as long for tiny test models.
+    The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the inputs. Freezing is
+    decided while dynamo traces, outside any options passed to torch.compile, so those are set in inductor's
+    config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte
+    count) uses inductor's own GEMMs only: oneDNN, chosen by timing at the first call's count, built a new
+    primitive for every count (164 µs a patch for 0.5 MB of weights)."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
-    return {"max_autotune_gemm_backends": "CPP"} if varying else {}
+    return {"cpp_wrapper": CPP_WRAPPER} | ({"max_autotune_gemm_backends": "CPP"} if varying else {})
 
 
 def own_code(fn: Callable[..., Any]) -> Callable[..., Any]:

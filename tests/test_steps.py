@@ -42,9 +42,12 @@ def test_where_torch_compile_is_used(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert not steps.can_compile(cpu) and not steps.can_compile(torch.device("cuda"))
     assert steps.compile_options(torch.device("cuda")) == {"triton.cudagraphs": True}
-    assert steps.compile_options(cpu) == {}  # on a CPU, inductor's config (freezing is decided while tracing)
+    monkeypatch.setattr(steps, "CPP_WRAPPER", True)  # the default; the tests' small models compile without
+    assert steps.compile_options(cpu) == {"cpp_wrapper": True}  # the rest in inductor's config (freezing is decided while tracing)
+    assert steps.compile_options(cpu, varying=True) == {"cpp_wrapper": True, "max_autotune_gemm_backends": "CPP"}
     assert torch._inductor.config.freezing and torch._inductor.config.max_autotune
     assert torch._inductor.config.cpp.threads == 1  # OpenMP teams outside the main thread cost more than they give
+    assert not torch._inductor.config.size_asserts  # dynamo's guards check the inputs
 
 
 def test_the_page_compiles_its_models_before_serving_and_then_runs_them(monkeypatch):
@@ -80,8 +83,10 @@ def test_weights_a_step_reads():
     assert step_weight_bytes(net)["token"] == sum(p.nbytes for p in net.parameters())
 
 
-def test_generations_on_every_path_write_the_same_bytes():
-    """The shipped pair, sampled with a seed: the batched path (counting FLOPs), eager steps, compiled steps."""
+def test_generations_on_every_path_write_the_same_bytes(monkeypatch):
+    """The shipped pair, sampled with a seed: the batched path (counting FLOPs), eager steps, compiled steps
+    (as the page and the CLI compile them: with cpp_wrapper)."""
+    monkeypatch.setattr(steps, "CPP_WRAPPER", True)
     blt, (baseline, tokenizer) = model.load_blt(), load_baseline()
     kwargs = dict(temperature=0.8, top_k=40, seed=7)
     blt_runs = [[e.id for e in list(generate(blt, "Über", 30, **kwargs, **path))[1:]]
