@@ -19,8 +19,8 @@ UI streams their events, and closing one frees its caches.
 from __future__ import annotations
 
 import math
-from array import array
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -291,6 +291,7 @@ class CachedBLT:
         self.byte_states: list[Tensor] | None = None
         self.states_from = 0
         self.patches = 0  # closed patches, i.e. global steps taken
+        self._last_position: tuple[int, Tensor | None] = (-1, None)
         # the decoder's cross-attention keys/values of the last decoder_window patches' slots, per layer, in a
         # ring of fixed size (patch j at (j % window)·k), and the patch each slot holds (NO_PATCH: none yet)
         ring, dtype = self.decoder_window * cfg.cross_attn_k, next(blt.local_decoder.parameters()).dtype
@@ -338,7 +339,10 @@ class CachedBLT:
                 c.reserve(n)
 
     def _position(self, t: int) -> Tensor:
-        return torch.tensor(t, device=self.device)
+        """t as the 0-d tensor a step takes; a byte's steps share one (a tensor made costs a few eager ops)."""
+        if self._last_position[0] != t:
+            self._last_position = (t, torch.tensor(t, device=self.device))
+        return self._last_position[1]
 
     def _entropies(self, ids: list[int], start: int) -> Tensor:
         """H[t] of each new byte, with the context restarted every max_seqlen bytes as EntropyModel.forward does."""
@@ -351,7 +355,7 @@ class CachedBLT:
             tokens = torch.tensor([piece], device=self.device)
             if len(piece) == 1 and self.steps is not None:
                 with one_position(self.entropy_kv):
-                    out.append(self.steps.entropy(tokens, self._position(t % S), self.entropy_kv)[0:1])
+                    out.append(self.steps.entropy(tokens, self._position(t % S), self.entropy_kv))
             else:
                 out.append(entropy_from_logits(model.extend(tokens, t % S, self.entropy_kv)[0]))
             t, i = t + len(piece), i + len(piece)
