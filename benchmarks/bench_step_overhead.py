@@ -1,6 +1,6 @@
 """What a decode step pays besides reading its weights, on one CPU thread: why the shipped BLT's compiled bytes
-cost about twice (float32) to three and a half times (bfloat16) what their weights' bytes cost at the memory's
-stream bandwidth (bench_decode.py).
+cost about twice (float32) to three times (bfloat16) what their weights' bytes cost at the memory's stream
+bandwidth (bench_decode.py).
 
     python benchmarks/bench_step_overhead.py | tee benchmarks/results/step_overhead.txt
 

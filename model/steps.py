@@ -51,8 +51,10 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     gain little on one-row products and lose much outside the main thread, where a server runs generations (on
     a 2-core EPYC, 256 bytes in a worker thread at 4.5-6.2 ms a byte on two threads, 2.0 on one; 1.7 and 1.9 in
     the main thread). A step's kernels are launched from C++ (`CPP_WRAPPER`), not from a Python wrapper that
-    calls each through pybind: the shipped BLT's byte 8 % faster in float32 and 11 % in bfloat16
-    (benchmarks/bench_decode.py), for a compile 7 % longer (100 to 107 s) but twice as long for tiny test models.
+    calls each through pybind: a hot entropy-model step 450 µs against 490, and in three runs of
+    benchmarks/bench_decode.py the Python wrapper's bytes 2-7 % slower in float32 (in bfloat16 10 and 25 % slower
+    in two, 10 % faster in the third), for a compile 7 % longer (the shipped BLT: 100 to 107 s) but twice as long
+    for tiny test models.
     The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the inputs. Freezing is
     decided while dynamo traces, outside any options passed to torch.compile, so those are set in inductor's
     config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte
