@@ -17,9 +17,9 @@ continues a 300-byte prompt greedily:
     at the patch size of the run) over the memory read bandwidth measured in the same run; and, since that
     bandwidth is a 1 GB stream's while a step reads dozens of separate sub-MB matrices, the bandwidth of a cold
     read of one such buffer (machine.cold_read_bandwidth);
-(b) and (c) read the fastest run of the longest length; (c) takes each byte's median over the runs, so that one
-run's hiccup (this VM's timings drift by ±20 %) does not count as a trend.
 (c) per-byte latency over the first and the last 64 bytes of the longest run (flat: within 5 %).
+(b) reads the fastest run of the longest length; (c) takes each byte's median over its runs, so that one run's
+hiccup (this VM's timings drift by ±20 %) does not count as a trend.
 
 Then the shipped BPE baseline on the same prompt, eager and compiled steps, against its own bound.
 Compile time is excluded: each compiled path runs once to compile, then is timed.

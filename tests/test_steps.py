@@ -95,3 +95,4 @@ def test_generations_on_every_path_write_the_same_bytes(monkeypatch):
     base_runs = [[e.id for e in list(generate_baseline(baseline, tokenizer, "Über", 30, **kwargs, **path))[1:]]
                  for path in ({"count_flops": True}, {}, {"compile": True})]
     assert base_runs[0] == base_runs[1] == base_runs[2]
+    assert steps.compiled_ready(blt) and steps.compiled_ready(baseline)  # compiled for real, not fallen back to eager
