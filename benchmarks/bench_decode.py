@@ -78,7 +78,7 @@ def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent],
     """(path, a function of n that runs one greedy generation of n bytes: (byte events, seconds)), one path at a
     time: compiled ones are compiled first, so that runs start warm, and the next path's compiling starts only
     when the caller is done with this one."""
-    device = next(blt.parameters()).device
+    device, default = next(blt.parameters()).device, model_steps.CPP_WRAPPER
     for path in PATHS:
         steps = None
         if path != "batched":  # batched: a CachedBLT without steps takes the batched path for every byte
@@ -94,7 +94,7 @@ def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent],
         if path.startswith("compiled"):
             run(2)
         yield path, run
-    model_steps.CPP_WRAPPER = True
+    model_steps.CPP_WRAPPER = default
 
 
 def per_component(events: list[ByteEvent]) -> dict[str, float]:

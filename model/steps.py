@@ -54,8 +54,7 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     calls each through pybind: a hot entropy-model step 450 µs against 490, and in three runs of
     benchmarks/bench_decode.py the Python wrapper's bytes 2-7 % slower in float32 (in bfloat16 10 and 25 % slower
     in two, 10 % faster in the third), for a compile 7 % longer (the shipped BLT: 100 to 107 s) but twice as long
-    for tiny test models.
-    The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the inputs. Freezing is
+    for tiny test models. The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the inputs. Freezing is
     decided while dynamo traces, outside any options passed to torch.compile, so those are set in inductor's
     config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte
     count) uses inductor's own GEMMs only: oneDNN, chosen by timing at the first call's count, built a new
