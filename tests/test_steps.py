@@ -33,6 +33,28 @@ def test_a_step_that_cannot_compile_runs_eagerly_and_says_why(monkeypatch):
         assert step(torch.tensor(2)) == 3
 
 
+def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
+    """After its first calls a compiled CPU step runs dynamo's compiled bytecode itself; an input its guards
+    reject (a new shape) goes through dynamo, which compiles again, and the new version is called directly too."""
+    step = steps.Step(lambda x: x * 2 + 1, torch.device("cpu"), compile=True)
+    graph_calls = []
+    real_versions = steps.compiled_versions
+
+    def counted(fn):
+        versions = real_versions(fn)
+        return [(guards, lambda *a, g=g: graph_calls.append(1) or g(*a)) for guards, g in versions]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(steps, "compiled_versions", counted)
+        for _ in range(3):
+            assert torch.equal(step(torch.arange(3.0)), torch.tensor([1.0, 3.0, 5.0]))
+        assert step.ready and len(step._direct) == 1 and len(graph_calls) == 1  # the 3rd call, past dynamo
+        assert torch.equal(step(torch.arange(5.0)), torch.arange(5.0) * 2 + 1)  # guards fail: dynamo compiles
+        assert len(step._direct) == 2 and len(graph_calls) == 1
+        assert torch.equal(step(torch.arange(7.0)), torch.arange(7.0) * 2 + 1)
+        assert len(graph_calls) == 2  # a symbolic length now: the newest version takes it
+
+
 def test_where_torch_compile_is_used(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(steps.shutil, "which", lambda name: None)
