@@ -89,7 +89,7 @@ class Step:
         self.eager, self.device, self.varying = fn, device, varying
         self.compiled = compile and can_compile(device)
         self.fn = fn
-        self._direct: list[tuple[Any, Callable[..., Any]]] = []  # (guards, graph) of each compiled version
+        self._direct: list[tuple[Any, Callable[..., Any]]] | None = []  # (guards, graph) of each compiled version
         if self.compiled:  # its own code, so its guards need only check the tensors' shapes (a guard costs ~80 µs)
             options = compile_options(device, varying) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
             self._traced = own_code(fn)
@@ -122,7 +122,8 @@ class Step:
                     return graph(*args)
         if self._tried:
             out = self.fn(*args)  # through dynamo, which compiles anew where no version's guards pass
-            self._direct = compiled_versions(self._traced) if self.compiled and self.device.type == "cpu" else []
+            if self._direct is not None and self.compiled and self.device.type == "cpu":
+                self._direct = self._versions(args)
             return out
         try:
             out = self.fn(*args)
@@ -132,6 +133,12 @@ class Step:
             out = self.fn(*args)
         self._tried = True
         return out
+
+    def _versions(self, args: tuple[Any, ...]) -> list[tuple[Any, Callable[..., Any]]] | None:
+        """The compiled versions to call directly after dynamo ran `args`, or None for good where no version's
+        guards accept those very inputs (a torch whose guards cannot be checked this way)."""
+        versions, frame = compiled_versions(self._traced), self._locals(args)
+        return versions if any(guards.check(frame) for guards, _ in versions) else None
 
     def _locals(self, args: tuple[Any, ...]) -> dict[str, Any]:
         """The step function's arguments by name, as its guards read them."""

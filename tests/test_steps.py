@@ -54,6 +54,17 @@ def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
         assert torch.equal(step(torch.arange(7.0)), torch.arange(7.0) * 2 + 1)
         assert len(graph_calls) == 2  # a symbolic length now: the newest version takes it
 
+    class Blind:  # guards that accept nothing: a torch whose guards cannot be checked from outside dynamo
+        def check(self, frame):
+            return False
+
+    step = steps.Step(lambda x: x - 1, torch.device("cpu"), compile=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(steps, "compiled_versions", lambda fn: [(Blind(), fn)])
+        for i in range(4):
+            assert torch.equal(step(torch.arange(3.0) + i), torch.arange(3.0) + i - 1)
+        assert step._direct is None  # every call through dynamo, the direct calls given up for good
+
 
 def test_where_torch_compile_is_used(monkeypatch):
     cpu = torch.device("cpu")
