@@ -54,11 +54,11 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     calls each through pybind: a hot entropy-model step 450 µs against 490, and in three runs of
     benchmarks/bench_decode.py the Python wrapper's bytes 2-7 % slower in float32 (in bfloat16 10 and 25 % slower
     in two, 10 % faster in the third), for a compile 7 % longer (the shipped BLT: 100 to 107 s) but twice as long
-    for tiny test models. The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the inputs. Freezing is
-    decided while dynamo traces, outside any options passed to torch.compile, so those are set in inductor's
-    config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte
-    count) uses inductor's own GEMMs only: oneDNN, chosen by timing at the first call's count, built a new
-    primitive for every count (164 µs a patch for 0.5 MB of weights)."""
+    for tiny test models. The wrapper checks no sizes, strides or alignments: dynamo's guards have checked the
+    inputs. Freezing is decided while dynamo traces, outside any options passed to torch.compile, so those are
+    set in inductor's config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying`
+    step (a patch's byte count) uses inductor's own GEMMs only: oneDNN, chosen by timing at the first call's
+    count, built a new primitive for every count (164 µs a patch for 0.5 MB of weights)."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
@@ -94,6 +94,10 @@ class Step:
             options = compile_options(device, varying) | {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe}
             self._traced = own_code(fn)
             self.fn = torch.compile(self._traced, fullgraph=True, options=options)
+            bound = isinstance(self._traced, types.MethodType)  # then `self` is an argument its guards read
+            code = (self._traced.__func__ if bound else self._traced).__code__
+            self._bound = (self._traced.__self__,) if bound else ()
+            self._argnames = code.co_varnames[: code.co_argcount]
         self._tried = not self.compiled
 
     @property
@@ -142,10 +146,7 @@ class Step:
 
     def _locals(self, args: tuple[Any, ...]) -> dict[str, Any]:
         """The step function's arguments by name, as its guards read them."""
-        f = self._traced
-        bound = (f.__self__,) if isinstance(f, types.MethodType) else ()
-        code = (f.__func__ if bound else f).__code__
-        return dict(zip(code.co_varnames[: code.co_argcount], bound + args))
+        return dict(zip(self._argnames, self._bound + args))
 
 
 def compiled_versions(fn: Callable[..., Any]) -> list[tuple[Any, Callable[..., Any]]]:
