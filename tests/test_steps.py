@@ -66,6 +66,45 @@ def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
         assert step._direct is None  # every call through dynamo, the direct calls given up for good
 
 
+def test_a_direct_call_skips_aots_wrappers_unless_they_have_work_after_the_graph():
+    """A step that writes a cache in place, or reads frozen weights, runs inductor's graph itself
+    (steps.InductorGraph); one whose output aliases an input keeps AOT autograd's forward, which rebuilds it."""
+    cpu = torch.device("cpu")
+
+    def graphs(step):
+        return [g for _, version in step._direct for g in version.__globals__.values() if isinstance(g, steps.InductorGraph)]
+
+    def write(x, cache):
+        cache[1:2].copy_(x[:1])
+        return x * 2
+
+    step, cache = steps.Step(write, cpu, compile=True), torch.zeros(3)
+    for i in range(3):
+        assert torch.equal(step(torch.tensor([i + 1.0, 0.0]), cache), torch.tensor([2.0 * (i + 1), 0.0]))
+        assert torch.equal(cache, torch.tensor([0.0, i + 1.0, 0.0]))  # the 3rd call's write too
+    assert len(graphs(step)) == 1
+
+    class Affine(torch.nn.Linear):
+        def step(self, x):  # a model's step method, as model/ writes them
+            return self(x) + 1
+
+    layer, x = Affine(4, 3), torch.randn(2, 4)
+    step = steps.Step(layer.step, cpu, compile=True)
+    with torch.no_grad():  # as generation runs: the weights are frozen into the graph
+        for _ in range(3):
+            assert torch.allclose(step(x), layer(x) + 1, atol=1e-6)
+    assert len(graphs(step)) == 1
+
+    def alias(x):
+        return x.view(-1), x + 1
+
+    step, x = steps.Step(alias, cpu, compile=True), torch.arange(4.0).view(2, 2)
+    for _ in range(3):
+        flat, plus = step(x)
+        assert flat.data_ptr() == x.data_ptr() and torch.equal(plus, x + 1)
+    assert step._direct and not graphs(step)
+
+
 def test_where_torch_compile_is_used(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(steps.shutil, "which", lambda name: None)
