@@ -10,8 +10,6 @@ so the same code serves a full forward pass and a cached, byte-by-byte generator
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +46,7 @@ class KVCache:
         self.slots: Tensor | None = None  # 0..size-1, from which `read` is cut
         self.read: Tensor | None = None  # the slots the next one-position step reads (`one_position` sets it)
         self.length = 0  # positions written
+        self.position_bytes = 0  # memory of one position's keys and values, once allocated
 
     def reserve(self, n: int, like: Tensor | None = None) -> None:
         """Room for n more positions (the first call allocates buffers for keys shaped like `like` [B, H, *, hd])."""
@@ -62,6 +61,8 @@ class KVCache:
         else:
             return  # nothing allocated or grown: the slots stand
         self.slots = fixed_buffer(torch.arange(self.size, device=self.k.device), growing=None if self.window else 0)
+        B, H, _, hd = self.k.shape
+        self.position_bytes = 2 * B * H * hd * self.k.element_size()  # keys and values: `nbytes` asked every byte
 
     def _buffer(self, like: Tensor) -> Tensor:
         """Zeros for `size` positions of keys or values shaped like `like` [B, H, *, hd]; without a window the
@@ -112,25 +113,31 @@ class KVCache:
     @property
     def nbytes(self) -> int:
         """Memory of the keys and values that later steps can see."""
-        if self.k is None:
-            return 0
-        B, H, _, hd = self.k.shape  # keys and values alike; no views made: generators ask after every byte
-        return min(self.length, self.size) * 2 * B * H * hd * self.k.element_size()
+        return min(self.length, self.size) * self.position_bytes
 
 
-@contextmanager
-def one_position(cache: list[KVCache]) -> Iterator[None]:
+class one_position:  # named for its use: `with one_position(cache):`
     """Around a one-position step (Attention.step) on a stack's caches: room for the position and the slots
     to read before it (a cache without a window may grow), and the position counted after it, outside any
-    compiled code. A stack's caches have one size and length, so they share the view of the slots to read."""
-    for c in cache:
-        c.reserve(1)
-    read = cache[0].slots_to_read() if cache else None
-    for c in cache:
-        c.read = read
-    yield
-    for c in cache:
-        c.length += 1
+    compiled code. A stack's caches have one size and length, so they share the view of the slots to read.
+    A class rather than a @contextmanager: a byte takes three, on the generator's hot path."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self, cache: list[KVCache]):
+        self.cache = cache
+
+    def __enter__(self) -> None:
+        for c in self.cache:
+            c.reserve(1)
+        read = self.cache[0].slots_to_read() if self.cache else None
+        for c in self.cache:
+            c.read = read
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:  # a step that failed wrote no position
+            for c in self.cache:
+                c.length += 1
 
 
 @dataclass(frozen=True)
