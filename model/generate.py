@@ -188,8 +188,8 @@ class Sampling:
         """(next id, the model's probability of it) from next-id logits [V]."""
         probs = torch.softmax(logits.float(), dim=-1)
         if self.temperature == 0:
-            i = int(probs.argmax())
-            return i, float(probs[i])
+            prob, i = probs.max(-1)  # the first of equal maxima, as argmax
+            return int(i), float(prob)
         scaled = logits.float() / self.temperature
         if self.top_k is not None and self.top_k < scaled.numel():
             kth = torch.topk(scaled, self.top_k).values[-1]

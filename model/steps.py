@@ -111,8 +111,6 @@ class Step:
         return self.compiled and self.device.type == "cuda"
 
     def __call__(self, *args: Any) -> Any:
-        if self.varying and self.compiled:  # symbolic from the first call: one graph for every length
-            tree_map_only(torch.Tensor, lambda t: torch._dynamo.maybe_mark_dynamic(t, 1), args)
         if self.graphs:  # the caller keeps outputs (entropies, encoder states) past the next replay: copies
             torch.compiler.cudagraph_mark_step_begin()
             return tree_map_only(torch.Tensor, torch.clone, self._run(*args))
@@ -124,6 +122,8 @@ class Step:
             for guards, graph in self._direct:
                 if guards.check(frame):
                     return graph(*args)
+        if self.varying and self.compiled:  # dynamo traces it symbolic from the first call: one graph for every length
+            tree_map_only(torch.Tensor, lambda t: torch._dynamo.maybe_mark_dynamic(t, 1), args)
         if self._tried:
             out = self.fn(*args)  # through dynamo, which compiles anew where no version's guards pass
             if self._direct is not None and self.compiled and self.device.type == "cpu":
