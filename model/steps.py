@@ -81,8 +81,9 @@ class Step:
     compiling fails on the first call, it says why and runs eagerly from then on. Shapes that change between
     calls (a cache that grew) compile once more, as symbols. A step whose inputs' dimension 1 changes at every
     call (`varying`: a patch's byte count) takes it as a symbol from the first call. On a CPU, once compiled, a
-    call whose inputs pass a version's guards runs that version directly (`compiled_versions`): in a same-process
-    A/B of the shipped BLT, bytes 4 % faster in float32 and 6 % in bfloat16 (what dispatch still costs:
+    call whose inputs pass a version's guards runs that version directly (`compiled_versions`, then
+    `graph_under_aot`): in same-process A/Bs of the shipped BLT, bytes 4 % faster in float32 and 6 % in bfloat16
+    past dynamo's frame hook, 1.5-4 % more under AOT autograd's wrappers (what dispatch still costs:
     benchmarks/bench_decode.py, (d)). CUDA steps keep dynamo's path, on which their CUDA graphs were verified."""
 
     def __init__(self, fn: Callable[..., Any], device: torch.device, compile: bool, varying: bool = False):
@@ -122,7 +123,7 @@ class Step:
             for guards, graph in self._direct:
                 if guards.check(frame):
                     return graph(*args)
-        if self.varying and self.compiled:  # dynamo traces it symbolic from the first call: one graph for every length
+        if self.varying and self.compiled:  # symbolic when dynamo traces it: one graph for every length
             tree_map_only(torch.Tensor, lambda t: torch._dynamo.maybe_mark_dynamic(t, 1), args)
         if self._tried:
             out = self.fn(*args)  # through dynamo, which compiles anew where no version's guards pass
@@ -154,18 +155,17 @@ def compiled_versions(fn: Callable[..., Any]) -> list[tuple[Any, Callable[..., A
     as (its guards, its bytecode as a function). That bytecode takes the step's tensors from its arguments and
     calls the graph; called directly, with the graph unwrapped from the hook that keeps dynamo out of it (none
     is set outside a compiled frame) and from AOT autograd's wrappers (`graph_under_aot`), a call skips dynamo's
-    frame machinery: on a 2-core EPYC a one-add step
-    takes 9 µs back to back instead of 18, and 37 instead of 57 after 24 MB of other reads
-    (benchmarks/bench_step_overhead.py). A torch without these internals gets none: every call goes through
-    dynamo."""
+    frame machinery: on a 2-core EPYC a one-add step takes 6 µs back to back instead of 18, and 25 instead of
+    57 after 24 MB of other reads (benchmarks/bench_step_overhead.py). A torch without these internals gets
+    none: every call goes through dynamo."""
     bound = isinstance(fn, types.MethodType)
     f = fn.__func__ if bound else fn
     try:
         versions = []
         for entry in torch._dynamo.eval_frame._debug_get_cache_entry_list(f.__code__):
             names = {n: f.__globals__[n] for n in entry.code.co_names if n in f.__globals__}
-            names = {n: graph_under_aot(v._torchdynamo_orig_callable) if getattr(v, "_torchdynamo_disable", False) else v
-                     for n, v in names.items()} | {"__builtins__": f.__globals__["__builtins__"]}
+            names = {n: graph_under_aot(v._torchdynamo_orig_callable) if getattr(v, "_torchdynamo_disable", False)
+                     else v for n, v in names.items()} | {"__builtins__": f.__globals__["__builtins__"]}
             graph = types.FunctionType(entry.code, names, f.__name__, f.__defaults__, f.__closure__)
             versions.append((entry.guard_manager, types.MethodType(graph, fn.__self__) if bound else graph))
         return versions
@@ -180,12 +180,12 @@ def _closure(fn: Callable[..., Any]) -> dict[str, Any]:
 class InductorGraph:
     """An inference graph that inductor built, called with the step's tensors as dynamo's bytecode passes them:
     AOT autograd's wrappers around it are skipped, since for a decode step they have nothing to do but bump
-    the version counters of the caches written, which only autograd reads (steps run without it). In a
-    same-process A/B of the shipped BLT (bfloat16, 6 alternating rounds of 200 bytes) bytes were 4 % faster,
-    1.45 → 1.39 ms."""
+    the version counters of the caches written, which only autograd reads (steps run without it). In two
+    same-process A/Bs of the shipped BLT (6 alternating rounds of 200 bytes) bfloat16 bytes were 4 and 1.5 %
+    faster (1.45 → 1.39 and 1.37 → 1.35 ms), float32 1.6 % (2.53 → 2.49)."""
 
     def __init__(self, graph: Callable[[list[Any]], Any], kept: list[int] | None):
-        self.graph, self.kept = graph, kept  # the graph's inputs: dynamo's at `kept` (the weights frozen out), or all
+        self.graph, self.kept = graph, kept  # its inputs: dynamo's at `kept` (weights frozen out), or all
 
     def __call__(self, *inputs: Any) -> Any:
         return self.graph(list(inputs) if self.kept is None else [inputs[i] for i in self.kept])

@@ -72,7 +72,8 @@ def test_a_direct_call_skips_aots_wrappers_unless_they_have_work_after_the_graph
     cpu = torch.device("cpu")
 
     def graphs(step):
-        return [g for _, version in step._direct for g in version.__globals__.values() if isinstance(g, steps.InductorGraph)]
+        return [g for _, version in step._direct for g in version.__globals__.values()
+                if isinstance(g, steps.InductorGraph)]
 
     def write(x, cache):
         cache[1:2].copy_(x[:1])
