@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -125,16 +126,23 @@ class Meter:
 
     def __init__(self, device: torch.device, count_flops: bool = False):
         self.device, self.count_flops = device, count_flops
+        self.cuda = device.type == "cuda"  # then each timing waits for the kernels launched
         self.ms: dict[str, float] = defaultdict(float)
         self.flops: dict[str, int] = defaultdict(int)
+        self._timings: dict[str, _Timing] = {}  # reused when they count no FLOPs: a byte takes four
 
     def __call__(self, component: str) -> _Timing:
-        """`with meter(component):` times (and counts) what it runs as that component's."""
-        return _Timing(self, component)
+        """`with meter(component):` times (and counts) what it runs as that component's. Not reentrant for one
+        component: a component's timings never nest."""
+        if self.count_flops:
+            return _Timing(self, component)
+        timing = self._timings.get(component)
+        if timing is None:
+            timing = self._timings[component] = _Timing(self, component)
+        return timing
 
     def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        torch.cuda.synchronize(self.device)
 
     def take(self, started: float, kv_bytes: dict[str, int]) -> Cost:
         """The cost since the last call (`started`: perf_counter() when the step began); count afresh."""
@@ -155,7 +163,8 @@ class _Timing:
         self.counter = FlopCounterMode(display=False, custom_mapping=_CPU_SDPA) if meter.count_flops else None
 
     def __enter__(self) -> None:
-        self.meter._sync()
+        if self.meter.cuda:
+            self.meter._sync()
         self.start = time.perf_counter()
         if self.counter is not None:
             self.counter.__enter__()
@@ -165,7 +174,8 @@ class _Timing:
         if self.counter is not None:
             self.counter.__exit__(kind, *rest)
             meter.flops[self.component] += self.counter.get_total_flops()
-        meter._sync()
+        if meter.cuda:
+            meter._sync()
         meter.ms[self.component] += 1000 * (time.perf_counter() - self.start)
 
 
@@ -262,6 +272,20 @@ def patch_closes(t: int, entropy: float | None, previous: float | None, open_byt
     return entropy > float32(cfg.threshold)
 
 
+class HostInts:
+    """Integer inputs of a step (ids, a position) in one CPU tensor that numpy rewrites in place before each call:
+    a write costs ~0.1 µs where torch.tensor made a new tensor in 2.5-4 µs, three times a byte. A step reads its
+    inputs during the call only, so one tensor can serve every call."""
+
+    def __init__(self, *shape: int):
+        self.array = numpy.zeros(shape, dtype=numpy.int64)
+        self.tensor = torch.from_numpy(self.array)
+
+    def __call__(self, values: int | list[Any]) -> Tensor:
+        self.array[...] = values
+        return self.tensor
+
+
 class Reader(Protocol):
     """A model that reads ids one batch at a time and predicts the next one (both BLT readers, the baseline)."""
 
@@ -311,6 +335,10 @@ class CachedBLT:
         self.byte_states: list[Tensor] | None = None
         self.states_from = 0
         self.patches = 0  # closed patches, i.e. global steps taken
+        # a step's position, byte and hash window: on a CPU rewritten in place; on a GPU made per value
+        on_cpu = self.device.type == "cpu"
+        self._host_position = HostInts() if on_cpu else None
+        self._host_byte, self._host_window = (HostInts(1, 1), HostInts(1, self.ngram)) if on_cpu else (None, None)
         self._last_position: tuple[int, Tensor | None] = (-1, None)
         # the decoder's cross-attention keys/values of the last decoder_window patches' slots, per layer, in a
         # ring of fixed size (patch j at (j % window)·k), and the patch each slot holds (NO_PATCH: none yet)
@@ -360,10 +388,16 @@ class CachedBLT:
                 c.reserve(n)
 
     def _position(self, t: int) -> Tensor:
-        """t as the 0-d tensor a step takes; a byte's steps share one (a tensor made costs a few eager ops)."""
+        """t as the 0-d tensor a step takes: on a GPU a byte's steps share one (a tensor made there is a copy)."""
+        if self._host_position is not None:
+            return self._host_position(t)
         if self._last_position[0] != t:
             self._last_position = (t, torch.tensor(t, device=self.device))
         return self._last_position[1]
+
+    def _step_ids(self, host: HostInts | None, ids: list[list[int]]) -> Tensor:
+        """A step's byte ids [1, n], written into `host` on a CPU."""
+        return host(ids) if host is not None else torch.tensor(ids, device=self.device)
 
     def _entropies(self, ids: list[int], start: int) -> Tensor:
         """H[t] of each new byte, with the context restarted every max_seqlen bytes as EntropyModel.forward does."""
@@ -373,11 +407,12 @@ class CachedBLT:
             piece = ids[i : i + S - t % S]
             if t % S == 0:
                 self.entropy_kv = model.new_cache()
-            tokens = torch.tensor([piece], device=self.device)
             if len(piece) == 1 and self.steps is not None:
                 with one_position(self.entropy_kv):
-                    out.append(self.steps.entropy(tokens, self._position(t % S), self.entropy_kv))
+                    byte = self._step_ids(self._host_byte, [piece])
+                    out.append(self.steps.entropy(byte, self._position(t % S), self.entropy_kv))
             else:
+                tokens = torch.tensor([piece], device=self.device)
                 out.append(entropy_from_logits(model.extend(tokens, t % S, self.entropy_kv)[0]))
             t, i = t + len(piece), i + len(piece)
         return out[0] if len(out) == 1 else torch.cat(out)
@@ -385,7 +420,7 @@ class CachedBLT:
     def _encode(self, ids: list[int], start: int) -> list[Tensor]:
         """The encoder's states of the new bytes, per cross-attending layer [1, n, D]."""
         if len(ids) == 1 and self.steps is not None:  # the hash n-grams of one byte: its last `ngram` ids, zeros before the first (as hashing pads)
-            window = torch.tensor([[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids], device=self.device)
+            window = self._step_ids(self._host_window, [[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids])
             with one_position(self.encoder_kv):
                 return self.steps.encode(window, self._position(start), self.encoder_kv)
         tail = torch.tensor([self.recent + ids], device=self.device)
@@ -499,16 +534,20 @@ class CachedBaseline:
         self.device = next(model.parameters()).device
         self.meter = meter or Meter(self.device)
         self.step = step
+        self._host = (HostInts(1, 1), HostInts()) if self.device.type == "cpu" else None  # as CachedBLT's
 
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
-        tokens = torch.tensor([ids], device=self.device)
         with self.meter(BASELINE):
             if len(ids) == 1 and self.step is not None:
                 with one_position(self.kv):
-                    logits = self.step(tokens, torch.tensor(self.length, device=self.device), self.kv)
+                    if self._host is not None:
+                        token, position = self._host[0]([ids]), self._host[1](self.length)
+                    else:
+                        token, position = torch.tensor([ids], device=self.device), torch.tensor(self.length, device=self.device)
+                    logits = self.step(token, position, self.kv)
             else:
-                logits = self.model.extend(tokens, self.length, self.kv)
+                logits = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
         self.length += len(ids)
         return logits[0], None, None
 

@@ -92,13 +92,11 @@ class KVCache:
         """The slots a one-position step at the next position reads, a prefix of 0..size-1. On a CPU, those
         written, the new one included: until a window fills, attention reads fewer keys (the shipped BLT, float32,
         same-process A/B: 256 bytes after a 33-byte prompt 9 % faster, bfloat16 5 %). At least 2: compiled steps
-        take the count as a symbol, and torch would give a count of 1 a graph of its own. On a GPU, every slot:
-        CUDA graphs replay fixed shapes."""
+        take the count as a symbol (steps.Step marks it for dynamo), and torch would give a count of 1 a graph of
+        its own. On a GPU, every slot: CUDA graphs replay fixed shapes."""
         if self.k.is_cuda:
             return self.slots
-        read = self.slots[: max(2, self.length + 1)]
-        torch._dynamo.maybe_mark_dynamic(read, 0)
-        return read
+        return self.slots[: max(2, self.length + 1)]
 
     def write(self, k: Tensor, v: Tensor, pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Write one position (`pos`, a 0-d tensor: no Python number reaches a compiled step); returns the keys

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_map_only
 
 from .baseline import BPEBaseline
 from .blt import BLT
+from .layers import KVCache
 
 
 def can_compile(device: torch.device) -> bool:
@@ -123,8 +124,8 @@ class Step:
             for guards, graph in self._direct:
                 if guards.check(frame):
                     return graph(*args)
-        if self.varying and self.compiled:  # symbolic when dynamo traces it: one graph for every length
-            tree_map_only(torch.Tensor, lambda t: torch._dynamo.maybe_mark_dynamic(t, 1), args)
+        if self.compiled:  # what varies from call to call, symbolic when dynamo traces it: one graph for all
+            mark_symbolic(args, self.varying)
         if self._tried:
             out = self.fn(*args)  # through dynamo, which compiles anew where no version's guards pass
             if self._direct is not None and self.compiled and self.device.type == "cpu":
@@ -148,6 +149,18 @@ class Step:
     def _locals(self, args: tuple[Any, ...]) -> dict[str, Any]:
         """The step function's arguments by name, as its guards read them."""
         return dict(zip(self._argnames, self._bound + args))
+
+
+def mark_symbolic(args: tuple[Any, ...], varying: bool) -> None:
+    """Mark for dynamo the sizes a step takes as symbols: the count of slots a CPU step's caches read
+    (KVCache.slots_to_read: one view shared by a stack's caches), and dimension 1 of every tensor of a `varying`
+    step. Only calls that dynamo traces need it: direct calls skip it (a few µs a step)."""
+    if varying:
+        tree_map_only(torch.Tensor, lambda t: torch._dynamo.maybe_mark_dynamic(t, 1), args)
+    for arg in args:
+        cache = arg[0] if isinstance(arg, list) and arg else arg
+        if isinstance(cache, KVCache) and cache.read is not None and cache.read.device.type == "cpu":
+            torch._dynamo.maybe_mark_dynamic(cache.read, 0)
 
 
 def compiled_versions(fn: Callable[..., Any]) -> list[tuple[Any, Callable[..., Any]]]:
@@ -184,11 +197,27 @@ class InductorGraph:
     same-process A/Bs of the shipped BLT (6 alternating rounds of 200 bytes) bfloat16 bytes were 4 and 1.5 %
     faster (1.45 → 1.39 and 1.37 → 1.35 ms), float32 1.6 % (2.53 → 2.49)."""
 
-    def __init__(self, graph: Callable[[list[Any]], Any], kept: list[int] | None):
+    def __init__(self, graph: Callable[[list[Any]], Any], kept: list[int] | None, cpp_wrapper: bool):
         self.graph, self.kept = graph, kept  # its inputs: dynamo's at `kept` (weights frozen out), or all
+        self.cpp_wrapper = cpp_wrapper
 
     def __call__(self, *inputs: Any) -> Any:
-        return self.graph(list(inputs) if self.kept is None else [inputs[i] for i in self.kept])
+        args = list(inputs) if self.kept is None else [inputs[i] for i in self.kept]
+        if self.cpp_wrapper:  # its Python glue makes a tensor of each number (a symbolic size): ~2.5 µs apiece
+            args = [x if type(x) is not int else int_tensor(x) for x in args]
+        return self.graph(args)
+
+
+_INT_TENSORS: dict[int, torch.Tensor] = {}
+
+
+def int_tensor(n: int) -> torch.Tensor:
+    """n as a 0-d CPU tensor, made once: a C++ wrapper reads its symbolic sizes from such tensors and never
+    writes them. A step's sizes are slot and byte counts, a few thousand values at most."""
+    t = _INT_TENSORS.get(n)
+    if t is None:
+        t = _INT_TENSORS[n] = torch.tensor(n)
+    return t
 
 
 def graph_under_aot(compiled: Callable[..., Any]) -> Callable[..., Any]:
@@ -202,14 +231,19 @@ def graph_under_aot(compiled: Callable[..., Any]) -> Callable[..., Any]:
             return compiled  # an epilogue: _apply_mutations_, _replay_aliases_, _mark_dynamic_
         inner = runtime["_inner_compiled_fn"]
         if hasattr(inner, "current_callable"):  # nothing frozen: the graph takes the weights, then dynamo's inputs
-            return compiled if weights else InductorGraph(inner.current_callable, None)
+            return compiled if weights else InductorGraph(inner.current_callable, None, _cpp_wrapper(inner))
         frozen = _closure(inner)  # compile_fx's wrapper, which drops the weights that freezing made constants
         offsets, last = frozen["unwrapped_args_offsets"], frozen["max_offset_idx"]
         kept = [i - offsets[min(i, last)] - len(weights) for i in frozen["preserved_arg_indices"]]
-        graph = frozen["optimized_function"].current_callable
+        graph = frozen["optimized_function"]
     except (KeyError, AttributeError, TypeError, IndexError):
         return compiled
-    return InductorGraph(graph, kept) if min(kept, default=0) >= 0 else compiled
+    return InductorGraph(graph.current_callable, kept, _cpp_wrapper(graph)) if min(kept, default=0) >= 0 else compiled
+
+
+def _cpp_wrapper(graph: Any) -> bool:
+    """Does inductor's compiled graph launch its kernels from C++ (a pybind entry point its module loads)?"""
+    return "load_pybinding" in getattr(graph, "source_code", "")
 
 
 class ByteSteps:
