@@ -114,8 +114,16 @@ def hash_ngram_ids(tokens: Tensor, n: int, prime: int, vocab: int) -> Tensor:
     (the oldest byte gets power 0; BOE ids pad the left), then mod vocab with a non-negative result."""
     padded = torch.cat([tokens.new_zeros(tokens.shape[0], n - 1), tokens], dim=1)
     windows = padded.unfold(1, n, 1)
-    powers = torch.tensor(prime, dtype=torch.int64, device=tokens.device) ** torch.arange(n, device=tokens.device)
+    powers = torch.tensor(int64_powers(prime, n), dtype=torch.int64, device=tokens.device)
     return (windows * powers).sum(-1) % vocab
+
+
+def int64_powers(prime: int, n: int) -> list[int]:
+    """prime^0..prime^(n-1) as int64 arithmetic wraps them (exact mod 2^64, as torch's int64 pow): Python
+    numbers, so that a compiled step holds them as constants rather than calling torch's pow at every byte (an
+    extern call per n-gram size: 6 a byte in the shipped BLT's encoder step)."""
+    wrapped = [pow(prime, j, 1 << 64) for j in range(n)]
+    return [p - (1 << 64) if p >= 1 << 63 else p for p in wrapped]
 
 
 def hash_ngram_buckets(config: BLTConfig, tokens: Tensor) -> dict[tuple[int, int], Tensor]:

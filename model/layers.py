@@ -256,23 +256,42 @@ def fused_linear(x: Tensor, *layers: nn.Linear) -> list[Tensor]:
     return list(fused.split([layer.out_features for layer in layers], dim=-1))
 
 
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, broadcast: bool = False) -> Tensor:
+    """softmax(q·kᵀ/√hd, where `mask` allows)·v in float32 (as the flash kernels accumulate), written out for
+    inductor to fuse into its own kernels: as batched products, or (`broadcast`) as elementwise products summed,
+    which needs no GEMM at all (a varying step's symbolic sizes have none that inductor can template)."""
+    dtype, (q, k, v) = q.dtype, (q.float(), k.float(), v.float())
+    if broadcast:
+        scores = (q[..., :, None, :] * k[..., None, :, :]).sum(-1) * q.shape[-1] ** -0.5
+    else:
+        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -math.inf)
+    weights = scores.softmax(-1)
+    out = (weights[..., None] * v[..., None, :, :]).sum(-2) if broadcast else weights @ v
+    return out.to(dtype)
+
+
 def attend_one(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
-    """Attention of one query per head [B, H, 1, hd] over a cache's slots [B, H_kv, S, hd], in float32 (as the
-    flash kernels accumulate), where `visible` [S] marks the slots it sees. Grouped heads share their keys
-    without copies; no slot order is assumed (a ring's slots are not in position order)."""
+    """Attention of one query per head [B, H, 1, hd] over a cache's slots [B, H_kv, S, hd], where `visible` [S]
+    marks the slots it sees. Grouped heads share their keys without copies; no slot order is assumed (a ring's
+    slots are not in position order)."""
     B, H, _, hd = q.shape
-    qg = q.float().view(B, k.shape[1], H // k.shape[1], hd)
-    scores = (qg @ k.float().transpose(-1, -2)) * hd**-0.5
-    weights = scores.masked_fill(~visible, -math.inf).softmax(-1)
-    return (weights @ v.float()).view(B, H, 1, hd).to(q.dtype)
+    qg = q.view(B, k.shape[1], H // k.shape[1], hd)
+    return softmax_attention(qg, k, v, visible).view(B, H, 1, hd)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-    """Scaled dot-product attention; grouped kv heads are repeated; rows with no visible key give 0."""
+    """Scaled dot-product attention; grouped kv heads are repeated; rows with no visible key give 0. Compiled
+    for a CPU, the products are written out: torch's flash kernel is an extern call with a fixed cost far above
+    a step's few queries and keys (the shipped BLT's decoder step calls it twice a byte)."""
     if k.shape[1] != q.shape[1]:
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if torch.compiler.is_compiling() and q.device.type == "cpu":
+        out = softmax_attention(q, k, v, mask, broadcast=True)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     if mask is not None:
         out = torch.where(mask.any(-1, keepdim=True), out, 0.0)
     return out

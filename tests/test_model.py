@@ -48,6 +48,15 @@ def test_bad_token_input_is_a_clear_value_error(blt):
         decode([1, 999])
 
 
+def test_hash_powers_wrap_as_torchs_int64_pow():
+    """The n-gram hash's powers are Python numbers (constants in a compiled step) that wrap around exactly as
+    torch's int64 pow does."""
+    from model.blt import HASH_PRIMES, int64_powers
+
+    for prime in HASH_PRIMES:
+        assert int64_powers(prime, 8) == (torch.tensor(prime) ** torch.arange(8)).tolist()
+
+
 def test_batch_rows_do_not_see_each_other(blt):
     """Meta's calculate_entropies concatenates rows (blt#123); here each row is its own document."""
     a, b = encode("The quick brown fox jumps"), encode("Über den Wolken, 東京 und 😀!!")
