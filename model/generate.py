@@ -286,6 +286,11 @@ class HostInts:
         return self.tensor
 
 
+def step_ints(host: HostInts | None, values: int | list[Any], device: torch.device) -> Tensor:
+    """`values` as a step's int64 input: written into `host` on a CPU (HostInts), a new tensor on a GPU."""
+    return host(values) if host is not None else torch.tensor(values, device=device)
+
+
 class Reader(Protocol):
     """A model that reads ids one batch at a time and predicts the next one (both BLT readers, the baseline)."""
 
@@ -395,10 +400,6 @@ class CachedBLT:
             self._last_position = (t, torch.tensor(t, device=self.device))
         return self._last_position[1]
 
-    def _step_ids(self, host: HostInts | None, ids: list[list[int]]) -> Tensor:
-        """A step's byte ids [1, n], written into `host` on a CPU."""
-        return host(ids) if host is not None else torch.tensor(ids, device=self.device)
-
     def _entropies(self, ids: list[int], start: int) -> Tensor:
         """H[t] of each new byte, with the context restarted every max_seqlen bytes as EntropyModel.forward does."""
         model, out = self.blt.entropy_model, []
@@ -409,7 +410,7 @@ class CachedBLT:
                 self.entropy_kv = model.new_cache()
             if len(piece) == 1 and self.steps is not None:
                 with one_position(self.entropy_kv):
-                    byte = self._step_ids(self._host_byte, [piece])
+                    byte = step_ints(self._host_byte, [piece], self.device)
                     out.append(self.steps.entropy(byte, self._position(t % S), self.entropy_kv))
             else:
                 tokens = torch.tensor([piece], device=self.device)
@@ -420,7 +421,8 @@ class CachedBLT:
     def _encode(self, ids: list[int], start: int) -> list[Tensor]:
         """The encoder's states of the new bytes, per cross-attending layer [1, n, D]."""
         if len(ids) == 1 and self.steps is not None:  # the hash n-grams of one byte: its last `ngram` ids, zeros before the first (as hashing pads)
-            window = self._step_ids(self._host_window, [[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids])
+            window = [[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids]
+            window = step_ints(self._host_window, window, self.device)
             with one_position(self.encoder_kv):
                 return self.steps.encode(window, self._position(start), self.encoder_kv)
         tail = torch.tensor([self.recent + ids], device=self.device)
@@ -534,18 +536,16 @@ class CachedBaseline:
         self.device = next(model.parameters()).device
         self.meter = meter or Meter(self.device)
         self.step = step
-        self._host = (HostInts(1, 1), HostInts()) if self.device.type == "cpu" else None  # as CachedBLT's
+        on_cpu = self.device.type == "cpu"  # then a step's token and position are rewritten in place, as CachedBLT's
+        self._host_token, self._host_position = (HostInts(1, 1), HostInts()) if on_cpu else (None, None)
 
     @torch.no_grad()
     def feed(self, ids: list[int]) -> tuple[Tensor, None, None]:
         with self.meter(BASELINE):
             if len(ids) == 1 and self.step is not None:
                 with one_position(self.kv):
-                    if self._host is not None:
-                        token, position = self._host[0]([ids]), self._host[1](self.length)
-                    else:
-                        token, position = torch.tensor([ids], device=self.device), torch.tensor(self.length, device=self.device)
-                    logits = self.step(token, position, self.kv)
+                    token = step_ints(self._host_token, [ids], self.device)
+                    logits = self.step(token, step_ints(self._host_position, self.length, self.device), self.kv)
             else:
                 logits = self.model.extend(torch.tensor([ids], device=self.device), self.length, self.kv)
         self.length += len(ids)

@@ -284,7 +284,9 @@ def attend_one(q: Tensor, k: Tensor, v: Tensor, visible: Tensor) -> Tensor:
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
     """Scaled dot-product attention; grouped kv heads are repeated; rows with no visible key give 0. Compiled
     for a CPU, the products are written out: torch's flash kernel is an extern call with a fixed cost far above
-    a step's few queries and keys (the shipped BLT's decoder step calls it twice a byte)."""
+    a step's few queries and keys (the shipped BLT's decoder step called it twice a byte, the pooling once a
+    patch; with the hash's powers as constants too, a same-process A/B gave bfloat16 bytes 1.345 → 1.276 ms,
+    float32 2.381 → 2.334, the same bytes)."""
     if k.shape[1] != q.shape[1]:
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)

@@ -66,14 +66,15 @@ def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
         assert step._direct is None  # every call through dynamo, the direct calls given up for good
 
 
+def graphs(step):
+    """The InductorGraphs that a compiled step's direct calls run."""
+    return [g for _, version in step._direct for g in version.__globals__.values() if isinstance(g, steps.InductorGraph)]
+
+
 def test_a_direct_call_skips_aots_wrappers_unless_they_have_work_after_the_graph():
     """A step that writes a cache in place, or reads frozen weights, runs inductor's graph itself
     (steps.InductorGraph); one whose output aliases an input keeps AOT autograd's forward, which rebuilds it."""
     cpu = torch.device("cpu")
-
-    def graphs(step):
-        return [g for _, version in step._direct for g in version.__globals__.values()
-                if isinstance(g, steps.InductorGraph)]
 
     def write(x, cache):
         cache[1:2].copy_(x[:1])
@@ -169,3 +170,6 @@ def test_generations_on_every_path_write_the_same_bytes(monkeypatch):
                  for path in ({"count_flops": True}, {}, {"compile": True})]
     assert base_runs[0] == base_runs[1] == base_runs[2]
     assert steps.compiled_ready(blt) and steps.compiled_ready(baseline)  # compiled for real, not fallen back to eager
+    compiled = steps.byte_steps(blt, compile=True)
+    for step in (compiled.entropy, compiled.encode, compiled.pool, compiled.patch, compiled.decode):
+        assert graphs(step) and all(g.cpp_wrapper for g in graphs(step))  # sizes passed as cached tensors
