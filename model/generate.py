@@ -421,8 +421,8 @@ class CachedBLT:
     def _encode(self, ids: list[int], start: int) -> list[Tensor]:
         """The encoder's states of the new bytes, per cross-attending layer [1, n, D]."""
         if len(ids) == 1 and self.steps is not None:  # the hash n-grams of one byte: its last `ngram` ids, zeros before the first (as hashing pads)
-            window = [[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids]
-            window = step_ints(self._host_window, window, self.device)
+            ngram_ids = [[0] * (self.ngram - 1 - len(self.recent)) + self.recent + ids]
+            window = step_ints(self._host_window, ngram_ids, self.device)
             with one_position(self.encoder_kv):
                 return self.steps.encode(window, self._position(start), self.encoder_kv)
         tail = torch.tensor([self.recent + ids], device=self.device)
