@@ -39,7 +39,8 @@ def can_compile(device: torch.device) -> bool:
 
 
 CPU_INDUCTOR = {"freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN", "cpp.threads": 1,
-                "size_asserts": False, "alignment_asserts": False, "scalar_asserts": False}
+                "size_asserts": False, "alignment_asserts": False, "scalar_asserts": False,
+                "autotune_num_choices_displayed": 0, "max_autotune_report_choices_stats": False}
 CPP_WRAPPER = True  # the tests turn it off for most of their small models (tests/conftest.py)
 
 
@@ -59,7 +60,9 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     inputs. Freezing is decided while dynamo traces, outside any options passed to torch.compile, so those are
     set in inductor's config for the whole process (`CPU_INDUCTOR`); nothing else here compiles. A `varying`
     step (a patch's byte count) uses inductor's own GEMMs only: oneDNN, chosen by timing at the first call's
-    count, built a new primitive for every count (164 µs a patch for 0.5 MB of weights)."""
+    count, built a new primitive for every count (164 µs a patch for 0.5 MB of weights). The timings are not
+    printed: inductor wrote 20-odd tables of them to stderr for each model compiled, into the terminal of
+    anyone running the app."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
