@@ -6,8 +6,9 @@ and against the memory bound, on one CPU thread.
 For each dtype (default: float32, and bfloat16 too where model.devices would pick it), the shipped BLT
 continues a 300-byte prompt greedily:
 
-(a) speed-up over each whole call (the prompt's reading included, best of --rounds runs each) against Meta's
-    no-cache algorithm (`generate_nocache`), for the cached generator's paths: "batched" (each byte through the batched,
+(a) speed-up over each whole call (the prompt's reading included; best of --rounds rounds, in each of which
+    every path and the reference run in turn, so that they share the VM's drift) against Meta's no-cache
+    algorithm (`generate_nocache`), for the cached generator's paths: "batched" (each byte through the batched,
     variable-shape path: the generator before fixed-shape steps), "eager" (model/steps.py's fixed-shape steps,
     eagerly), "compiled" (torch.compile, inductor's C++, kernels launched from C++: the default) and
     "compiled, py wrapper" (the same, kernels launched from Python, cpp_wrapper off); and whether every path
@@ -35,12 +36,11 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from unittest.mock import patch
 
 import torch
-import torch._dynamo
 from torch._inductor.output_code import CompiledFxGraph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -70,25 +70,18 @@ PROMPT = ("Byte-level language models read text as it is stored: no vocabulary, 
           "runs its large model once per patch. Its entropy model is small")[:300]
 PATHS = ("batched", "eager", "compiled", "compiled, py wrapper")
 GB = 1e9
+Run = tuple[list, float]  # one generation: its bytes (events, or ids for no-cache) and its seconds
 
 
-def best_of(rounds: int, run: Callable[[], tuple[list, float]]) -> tuple[list, float, list[list]]:
-    """The events of the fastest of `rounds` runs (this VM's timings drift by ±20 %), its seconds, and the
-    events of every run."""
-    runs = [run() for _ in range(rounds)]
-    events, seconds = min(runs, key=lambda r: r[1])
-    return events, seconds, [events for events, _ in runs]
-
-
-def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent], float]]]]:
-    """(path, a function of n that runs one greedy generation of n bytes: (byte events, seconds)), one path at a
-    time: compiled ones are compiled first, so that runs start warm, and the next path's compiling starts only
-    when the caller is done with this one."""
+def blt_paths(blt) -> dict[str, Callable[[int], Run]]:
+    """Each cached path as a function of n that runs one greedy generation of n bytes: (byte events, seconds).
+    Compiled paths are compiled here, so that their runs start warm; each Step compiles code of its own, so the
+    two compiled paths live side by side."""
     device, default = next(blt.parameters()).device, model_steps.CPP_WRAPPER
+    paths = {}
     for path in PATHS:
         steps = None
         if path != "batched":  # batched: a CachedBLT without steps takes the batched path for every byte
-            torch._dynamo.reset()  # compile afresh, with or without cpp_wrapper
             model_steps.CPP_WRAPPER = "py wrapper" not in path
             steps = ByteSteps(blt, compile=path != "eager")
 
@@ -99,8 +92,20 @@ def blt_paths(blt) -> Iterator[tuple[str, Callable[[int], tuple[list[ByteEvent],
 
         if path.startswith("compiled"):
             run(2)
-        yield path, run
+        paths[path] = run
     model_steps.CPP_WRAPPER = default
+    return paths
+
+
+def rounds_of(rounds: int, lengths: list[int], runs: dict[str, Callable[[int], Run]]) -> dict[str, dict[int, list[Run]]]:
+    """Every run, `rounds` times over: round after round, each length, each path in turn, so that this VM's drift
+    (±20 % from one minute to the next) reaches every path alike and the ratios compare runs made side by side."""
+    done: dict[str, dict[int, list[Run]]] = {p: {n: [] for n in lengths} for p in runs}
+    for _ in range(rounds):
+        for n in lengths:
+            for path, run in runs.items():
+                done[path][n].append(run(n))
+    return done
 
 
 def time_split(run: Callable[[], tuple[list[ByteEvent], float]]) -> tuple[float, float, float]:
@@ -141,19 +146,18 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
     print(f"\n== shipped BLT in {str(dtype).removeprefix('torch.')}: weights read every byte {weights['byte'] / 1e6:.1f} MB, "
           f"once per patch {weights['patch'] / 1e6:.1f} MB; prompt {len(PROMPT.encode())} bytes, greedy")
     print(f"(a) {'new bytes':>9}{'no-cache s':>12}" + "".join(f"{p:>22}" for p in PATHS) + "   same bytes")
-    references = {n: best_of(rounds, lambda n=n: blt_run_nocache(blt, n))[:2] for n in lengths}
-    runs, split = {}, None
-    for path, run in blt_paths(blt):  # compiled once, run at each n
-        runs[path] = {n: best_of(rounds, lambda n=n, run=run: run(n)) for n in lengths}
-        if path == "compiled":
-            split = time_split(lambda run=run: run(lengths[-1]))
+    paths = blt_paths(blt)
+    every = rounds_of(rounds, lengths, {"no-cache": lambda n: blt_run_nocache(blt, n)} | paths)
+    best = {p: {n: min(r, key=lambda run: run[1]) for n, r in by_n.items()} for p, by_n in every.items()}
+    split = time_split(lambda: paths["compiled"](lengths[-1]))
     for n in lengths:
-        reference, t_ref = references[n]
-        cells = [f"{runs[p][n][1]:7.2f} s = {t_ref / runs[p][n][1]:6.1f}×" for p in PATHS]
-        same = ["yes" if [e.id for e in runs[p][n][0]] == reference else "NO" for p in PATHS]
+        reference, t_ref = best["no-cache"][n]
+        cells = [f"{best[p][n][1]:7.2f} s = {t_ref / best[p][n][1]:6.1f}×" for p in PATHS]
+        same = ["yes" if all([e.id for e in events] == reference for events, _ in every[p][n]) else "NO" for p in PATHS]
         print(f"    {n:>9}{t_ref:>12.2f}" + "".join(f"{c:>22}" for c in cells) + "   " + "/".join(same))
-    longest = {p: runs[p][lengths[-1]][0] for p in PATHS}
-    print(f"    (seconds for the whole call, prompt included, best of {rounds}; × = no-cache seconds / this path's)")
+    longest = {p: best[p][lengths[-1]][0] for p in PATHS}
+    print(f"    (seconds for the whole call, prompt included, best of {rounds} rounds, each path in turn in a round; "
+          f"× = no-cache seconds / this path's; same bytes: in every round)")
     print(f"(b) ms per byte over the fastest run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
     events = longest[PATHS[0]]
     patch_size = len(events) / max(1, sum(e.starts_patch for e in events))
@@ -172,8 +176,8 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
               f"{ms / bound:.2f}× the bound")
     print(f"(c) per-byte latency, first 64 and last 64 bytes: each byte's median over the {rounds} runs")
     for path in PATHS:
-        every = runs[path][lengths[-1]][2]
-        median = [statistics.median(e[i].cost.wall_ms for e in every) for i in range(min(map(len, every)))]
+        runs = [events for events, _ in every[path][lengths[-1]]]
+        median = [statistics.median(e[i].cost.wall_ms for e in runs) for i in range(min(map(len, runs)))]
         first, last = statistics.fmean(median[:64]), statistics.fmean(median[-64:])
         print(f"    {path:<22}{first:7.2f} ms, {last:7.2f} ms: last/first {last / first:.3f}")
     whole, in_steps, in_graphs = split
