@@ -156,8 +156,8 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
         same = ["yes" if all([e.id for e in events] == reference for events, _ in every[p][n]) else "NO" for p in PATHS]
         print(f"    {n:>9}{t_ref:>12.2f}" + "".join(f"{c:>22}" for c in cells) + "   " + "/".join(same))
     longest = {p: best[p][lengths[-1]][0] for p in PATHS}
-    print(f"    (seconds for the whole call, prompt included, best of {rounds} rounds, each path in turn in a round; "
-          f"× = no-cache seconds / this path's; same bytes: in every round)")
+    print(f"    (seconds for the whole call, prompt included, best of {rounds} round{'s' * (rounds > 1)}, each path in "
+          f"turn in a round; × = no-cache seconds / this path's; same bytes: in every round)")
     print(f"(b) ms per byte over the fastest run ({len(longest[PATHS[0]])} bytes), by component, and the bound")
     events = longest[PATHS[0]]
     patch_size = len(events) / max(1, sum(e.starts_patch for e in events))
