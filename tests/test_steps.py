@@ -66,16 +66,14 @@ def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
         assert step._direct is None  # every call through dynamo, the direct calls given up for good
 
 
-def test_compiling_prints_no_autotuning_tables(capfd, monkeypatch):
+def test_compiling_prints_no_autotuning_tables(capfd):
     """Inductor times its GEMM kernels against BLAS for each product (max_autotune) and would write a table of
     the timings to stderr for each: twenty-odd for the shipped BLT, in the terminal of anyone running the app.
     Without inductor's caches, so that it compiles and times afresh."""
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
-    monkeypatch.setattr(torch._inductor.config, "autotune_local_cache", False)
     linear = torch.nn.Linear(64, 96).eval()
     step = steps.Step(linear.forward, torch.device("cpu"), compile=True)
     x = torch.randn(1, 64)
-    with torch.no_grad():
+    with torch.no_grad(), torch._inductor.config.patch(fx_graph_cache=False, autotune_local_cache=False):
         torch.testing.assert_close(step(x), linear(x))
     assert step.ready
     err = capfd.readouterr().err
