@@ -61,8 +61,8 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     any options passed to torch.compile, so those are set in inductor's config for the whole process
     (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte count) uses inductor's own GEMMs
     only: oneDNN, chosen by timing at the first call's count, built a new primitive for every count (164 µs a patch
-    for 0.5 MB of weights). The timings are not printed: inductor wrote 20-odd tables of them to stderr for each
-    model compiled, into the terminal of anyone running the app."""
+    for 0.5 MB of weights). The timings are not printed: inductor wrote 13-17 tables of them to stderr for the
+    shipped BLT, into the terminal of anyone running the app."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
