@@ -108,7 +108,7 @@ def rounds_of(rounds: int, lengths: list[int], runs: dict[str, Callable[[int], R
     return done
 
 
-def time_split(run: Callable[[], tuple[list[ByteEvent], float]]) -> tuple[float, float, float]:
+def time_split(run: Callable[[], Run]) -> tuple[float, float, float]:
     """One more run with timers around every step call (model.steps.Step) and every call of a graph inductor
     built (model.steps.InductorGraph, or torch 2.13's CompiledFxGraph, a torch internal, where a step goes through
     AOT autograd): ms per byte (the whole byte, inside steps, inside graphs). Prompts are read by the batched path,

@@ -16,7 +16,7 @@ import shutil
 import types
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -268,9 +268,13 @@ class ByteSteps:
     def compiled(self) -> bool:
         return self.encode.compiled
 
+    def __iter__(self) -> Iterator[Step]:
+        """Its steps, the entropy model's where there is one."""
+        return (s for s in (self.entropy, self.encode, self.pool, self.patch, self.decode) if s is not None)
+
     @property
     def ready(self) -> bool:
-        return all(s.ready for s in (self.entropy, self.encode, self.pool, self.patch, self.decode) if s is not None)
+        return all(s.ready for s in self)
 
 
 _COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Any] = weakref.WeakKeyDictionary()
