@@ -17,7 +17,10 @@ continues a 300-byte prompt greedily:
     steps read (model.analysis.cost.step_weight_bytes: every byte the per-byte parts, once per patch the rest,
     at the patch size of the run) over the memory read bandwidth measured in the same run; and, since that
     bandwidth is a 1 GB stream's while a step reads dozens of separate sub-MB matrices, the bandwidth of a cold
-    read of one such buffer (machine.cold_read_bandwidth);
+    read of one such buffer (machine.cold_read_bandwidth); and a warm bound: the bytes of weights and caches
+    (keys and values at the end of the run) a byte reads, over the rate at which this core re-reads a buffer as
+    large as everything the generation reads (machine.warm_read_bandwidth): where that fits the last-level cache
+    (a 300 MB L3), the cache's rate, not memory's, is what the steps can reach;
 (c) per-byte latency over the first and the last 64 bytes of the longest run (flat: within 5 %);
 (d) where a compiled byte's time goes, from one more run with timers around each step and around the graph
     inductor built for it: inside the graphs (the kernels and the glue that launches them), torch.compile's
@@ -45,12 +48,13 @@ from torch._inductor.output_code import CompiledFxGraph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import cold_read_bandwidth, machine_line, read_bandwidth  # noqa: E402
+from machine import cold_read_bandwidth, machine_line, read_bandwidth, warm_read_bandwidth  # noqa: E402
 
 from model.analysis.cost import step_weight_bytes, step_weights  # noqa: E402
 from model.baseline import load_baseline  # noqa: E402
 from model.devices import compute_dtype  # noqa: E402
 from model.generate import (  # noqa: E402
+    GLOBAL_TRANSFORMER,
     ByteEvent,
     CachedBLT,
     Meter,
@@ -168,12 +172,21 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
     print(f"    the steps read {len(tensors['byte'])} weight tensors every byte and {len(tensors['patch'])} every patch, the "
           f"largest {sizes[-1] / 2**20:.2f} MB, half under {sizes[len(sizes) // 2] / 2**20:.2f} MB; one buffer read cold "
           f"(caches evicted, fp32 sum): {cold}, against {bw / GB:.1f} GB/s for the bound's 1 GB stream")
+    caches = longest["compiled"][-1].cost.kv_bytes  # at the run's end, as its last bytes' attention reads them
+    per_byte = weights["byte"] + sum(caches.values()) - caches[GLOBAL_TRANSFORMER]
+    read = per_byte + (weights["patch"] + caches[GLOBAL_TRANSFORMER]) / patch_size
+    everything = sum(weights.values()) + sum(caches.values())
+    warm = warm_read_bandwidth(everything)
+    warm_bound = 1000 * read / warm
+    print(f"    warm bound: with their caches the steps read {read / 1e6:.1f} MB a byte (a patch's share included); "
+          f"everything a generation reads, {everything / 1e6:.1f} MB, fits {'a cache' if warm > 1.2 * bw else 'no cache'}: "
+          f"a buffer that large, summed over and over, reads at {warm / GB:.1f} GB/s, so {warm_bound:.2f} ms a byte")
     for path in PATHS:
         events = longest[path]
         ms = statistics.fmean(e.cost.wall_ms for e in events)
         parts = ", ".join(f"{k} {v:.2f}" for k, v in per_component(events).items())
         print(f"    {path:<22}{ms:7.2f} ms/byte ({parts}); bound {bound:.2f} ms at {patch_size:.2f} bytes/patch: "
-              f"{ms / bound:.2f}× the bound")
+              f"{ms / bound:.2f}× the bound, {ms / warm_bound:.2f}× the warm bound")
     print(f"(c) per-byte latency, first 64 and last 64 bytes: each byte's median over the {rounds} runs")
     for path in PATHS:
         runs = [events for events, _ in every[path][lengths[-1]]]

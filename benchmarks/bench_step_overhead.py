@@ -10,24 +10,37 @@ bandwidth (bench_decode.py).
 (b) the fixed cost of a call, hot (back to back) and after 24 MB of other reads (as between two steps of a
     byte): a compiled step (model.steps.Step, as generation compiles it) that adds 1, and the eager add;
 (c) one-query attention as a step runs it (KVCache.write, then layers.attend_one, compiled) over the entropy
-    model's cache shape (4 heads of 64, a 512-byte window) with 100, 350 and 512 slots written.
+    model's cache shape (4 heads of 64, a 512-byte window) with 100, 350 and 512 slots written;
+(d) the shipped BLT's compiled steps while it generates 256 bytes after bench_decode.py's prompt (float32, and
+    bfloat16 too where model.devices would pick it): each step's median µs as generation calls it and when
+    called again at once with the same inputs (a step rewrites the same position, so it computes the same), its
+    weights and caches just read. Where the two agree, the weights stay in the last-level cache from byte to
+    byte and a step is as fast as its kernels stream them: the rate of a byte's three steps (weights and caches
+    read, over their time) against (a).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Callable
+from unittest.mock import patch
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import machine_line  # noqa: E402
+from machine import machine_line, warm_read_bandwidth  # noqa: E402
 
+from bench_decode import PROMPT  # noqa: E402
+from model.analysis.cost import step_weights  # noqa: E402
+from model.devices import compute_dtype  # noqa: E402
+from model.generate import GLOBAL_TRANSFORMER, CachedBLT, Sampling, _generate_bytes, blt_prompt  # noqa: E402
 from model.layers import KVCache, attend_one, one_position  # noqa: E402
-from model.steps import Step  # noqa: E402
+from model.loading import load_blt  # noqa: E402
+from model.steps import ByteSteps, Step  # noqa: E402
 
 CPU = torch.device("cpu")
 EVICT = torch.ones(6 << 20)  # 24 MB
@@ -48,12 +61,8 @@ def microseconds(call: Callable[[], object], evict: bool, repeats: int = 300) ->
 
 
 def read_speeds() -> None:
-    print("(a) read speed of one buffer, summed over and over (GB/s)")
-    cells = []
-    for mb in (1, 4, 8, 16, 32, 64, 256):
-        x = torch.ones(mb << 18)
-        cells.append(f"{mb} MB {x.nbytes / microseconds(x.sum, False, max(3, 1000 // mb)) / 1e3:.0f}")
-    print("    " + ", ".join(cells))
+    print("(a) read speed of one buffer, summed over and over (GB/s, the best of 5)")
+    print("    " + ", ".join(f"{mb} MB {warm_read_bandwidth(mb << 20) / 1e9:.0f}" for mb in (1, 4, 8, 16, 32, 64, 256)))
 
 
 def call_costs() -> None:
@@ -84,12 +93,52 @@ def attention_costs() -> None:
             print(f"    {written:>4} slots written{microseconds(call, False):13.1f} /{microseconds(call, True):7.1f}")
 
 
+def warm_steps(dtype: torch.dtype) -> None:
+    """(d) for one dtype: the shipped BLT's steps as generation calls them, and again at once."""
+    blt = load_blt(dtype=dtype)
+    steps = ByteSteps(blt, compile=True)
+    names = {id(step): name for name, step in vars(steps).items() if isinstance(step, Step)}
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in names.values()}
+    call = Step.__call__
+
+    def twice(step: Step, *args):
+        start = time.perf_counter()
+        out = call(step, *args)
+        middle = time.perf_counter()
+        call(step, *args)
+        first, again = times[names[id(step)]]
+        first.append(middle - start)
+        again.append(time.perf_counter() - middle)
+        return out
+
+    def generate(n: int) -> CachedBLT:
+        reader = CachedBLT(blt, steps=steps)
+        for _ in _generate_bytes(reader, blt_prompt(PROMPT), n, Sampling(), 0):
+            pass
+        return reader
+
+    generate(64)  # compiles
+    with patch.object(Step, "__call__", twice):
+        reader = generate(256)
+    us = {name: (1e6 * statistics.median(first), 1e6 * statistics.median(again)) for name, (first, again) in times.items()}
+    print(f"    {str(dtype).removeprefix('torch.')}: " + ", ".join(f"{name} {a:.0f} / {b:.0f}" for name, (a, b) in us.items()))
+    weights = sum(t.nbytes for t in step_weights(blt)["byte"])
+    caches = sum(v for k, v in reader.kv_bytes().items() if k != GLOBAL_TRANSFORMER)
+    per_byte = [us[name] for name in ("entropy", "encode", "decode") if name in us]
+    rates = [(weights + caches) / sum(pair[i] for pair in per_byte) / 1e3 for i in (0, 1)]
+    print(f"      a byte's steps read {weights / 1e6:.1f} MB of weights and {caches / 1e6:.1f} MB of caches: "
+          f"{rates[0]:.0f} GB/s as generation calls them, {rates[1]:.0f} GB/s again at once")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print(machine_line())
     read_speeds()
     call_costs()
     attention_costs()
+    print("(d) the shipped BLT's compiled steps, 256 bytes (median µs): as generation calls them / again at once")
+    for dtype in dict.fromkeys([torch.float32, compute_dtype("cpu")]):
+        warm_steps(dtype)
 
 
 if __name__ == "__main__":

@@ -53,5 +53,18 @@ def cold_read_bandwidth(nbytes: int, repeats: int = 20) -> float:
     return x.nbytes / best
 
 
+def warm_read_bandwidth(nbytes: int, repeats: int = 5) -> float:
+    """Bytes/s of summing one buffer of `nbytes` over and over, the best of `repeats`: the rate of whichever cache
+    holds it (or of memory, where none can), as decode steps re-read the same weights and caches byte after byte."""
+    x = torch.ones(nbytes // 4)
+    x.sum()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - start)
+    return x.nbytes / best
+
+
 if __name__ == "__main__":
     print(machine_line())

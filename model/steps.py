@@ -62,11 +62,12 @@ def compile_options(device: torch.device, varying: bool = False) -> dict[str, An
     (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte count) uses inductor's own GEMMs
     only: oneDNN, chosen by timing at the first call's count, built a new primitive for every count (164 µs a patch
     for 0.5 MB of weights). The timings are not printed: inductor wrote 13-17 tables of them to stderr for the
-    shipped BLT, into the terminal of anyone running the app."""
+    shipped BLT, into the terminal of anyone running the app, and a deprecation warning of its own while timing."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
         setattr(torch._inductor.config, key, value)
+    warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning, r"torch\._inductor\.select_algorithm")
     return {"cpp_wrapper": CPP_WRAPPER} | ({"max_autotune_gemm_backends": "CPP"} if varying else {})
 
 

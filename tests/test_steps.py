@@ -66,10 +66,10 @@ def test_a_compiled_step_calls_its_graph_past_dynamo_while_its_guards_pass():
         assert step._direct is None  # every call through dynamo, the direct calls given up for good
 
 
-def test_compiling_prints_no_autotuning_tables(capfd):
+def test_compiling_prints_no_autotuning_tables(capfd, recwarn):
     """Inductor times its GEMM kernels against BLAS for each product (max_autotune) and would write a table of
-    the timings to stderr for each: 13-17 for the shipped BLT, in the terminal of anyone running the app.
-    Without inductor's caches, so that it compiles and times afresh."""
+    the timings to stderr for each: 13-17 for the shipped BLT, in the terminal of anyone running the app, and
+    warn that its timing code uses TypedStorage. Without inductor's caches, so that it compiles and times afresh."""
     linear = torch.nn.Linear(64, 96).eval()
     step = steps.Step(linear.forward, torch.device("cpu"), compile=True)
     x = torch.randn(1, 64)
@@ -78,6 +78,7 @@ def test_compiling_prints_no_autotuning_tables(capfd):
     assert step.ready
     err = capfd.readouterr().err
     assert "AUTOTUNE" not in err and "Autotune Choices" not in err, err
+    assert not [w for w in recwarn if "TypedStorage" in str(w.message)]
 
 
 def graphs(step):
