@@ -16,7 +16,9 @@ bandwidth (bench_decode.py).
     called again at once with the same inputs (a step rewrites the same position, so it computes the same), its
     weights and caches just read. Where the two agree, the weights stay in the last-level cache from byte to
     byte and a step is as fast as its kernels stream them: the rate of a byte's three steps (weights and caches
-    read, over their time) against (a).
+    read, over their time) against (a);
+(e) what the one-row products alone reach: 24 different matrices of a local model's shapes (each its own weights,
+    too many for the L2 cache together), chained in one compiled step, in GB/s of weights read.
 """
 
 from __future__ import annotations
@@ -130,6 +132,19 @@ def warm_steps(dtype: torch.dtype) -> None:
           f"{rates[0]:.0f} GB/s as generation calls them, {rates[1]:.0f} GB/s again at once")
 
 
+def product_rates(dtype: torch.dtype) -> None:
+    """(e) for one dtype: GB/s of 24 chained one-row products per shape (in → out features)."""
+    cells = []
+    for n_in, n_out in ((256, 768), (256, 1536), (768, 256)):
+        layers = [torch.nn.Linear(n_in, n_out, bias=False).to(dtype).eval() for _ in range(24)]
+        step = Step(lambda x: [layer(x) for layer in layers], CPU, compile=True)
+        x = torch.randn(1, n_in, dtype=dtype)
+        with torch.no_grad():
+            us = microseconds(lambda: step(x), False, 50)
+        cells.append(f"{n_in}→{n_out} {sum(layer.weight.nbytes for layer in layers) / us / 1e3:.0f}")
+    print(f"    {str(dtype).removeprefix('torch.')}: " + ", ".join(cells))
+
+
 def main() -> None:
     torch.set_num_threads(1)
     print(machine_line())
@@ -137,8 +152,12 @@ def main() -> None:
     call_costs()
     attention_costs()
     print("(d) the shipped BLT's compiled steps, 256 bytes (median µs): as generation calls them / again at once")
-    for dtype in dict.fromkeys([torch.float32, compute_dtype("cpu")]):
+    dtypes = list(dict.fromkeys([torch.float32, compute_dtype("cpu")]))
+    for dtype in dtypes:
         warm_steps(dtype)
+    print("(e) one-row products, 24 matrices chained in one compiled step (GB/s of weights)")
+    for dtype in dtypes:
+        product_rates(dtype)
 
 
 if __name__ == "__main__":
