@@ -1,12 +1,13 @@
 """What a decode step pays besides reading its weights, on one CPU thread: why the shipped BLT's compiled bytes
-cost about twice (float32) to three times (bfloat16) what their weights' bytes cost at the memory's stream
-bandwidth (bench_decode.py).
+cost more than their weights' bytes at the memory's stream bandwidth (bench_decode.py: on a 2-core EPYC about
+twice in float32 and more in bfloat16), or than their weights and caches at the last-level cache's rate, where
+everything fits it (a Xeon's 300 MB L3: 1.3× in float32, 1.8× in bfloat16).
 
     python benchmarks/bench_step_overhead.py | tee benchmarks/results/step_overhead.txt
 
 (a) read speed by size, each buffer summed over and over: where the last-level cache stops helping. A byte's
     steps read 25.5 MB of weights in float32 (12.7 in bfloat16), its caches up to 7 MB more, and every ~4 bytes
-    the global transformer another 32.5 MB: little stays cached from one byte to the next;
+    the global transformer another 32.5 MB: on a CPU with a 32 MB L3 little stays cached from one byte to the next;
 (b) the fixed cost of a call, hot (back to back) and after 24 MB of other reads (as between two steps of a
     byte): a compiled step (model.steps.Step, as generation compiles it) that adds 1, and the eager add;
 (c) one-query attention as a step runs it (KVCache.write, then layers.attend_one, compiled) over the entropy
