@@ -28,8 +28,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from unittest.mock import patch
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 
