@@ -1,7 +1,7 @@
 """What a decode step pays besides reading its weights, on one CPU thread: why the shipped BLT's compiled bytes
 cost more than their weights' bytes at the memory's stream bandwidth (bench_decode.py: on a 2-core EPYC about
 twice in float32 and more in bfloat16), or than their weights and caches at the last-level cache's rate, where
-everything fits it (a Xeon's 300 MB L3: 1.3× in float32, 1.8× in bfloat16).
+everything fits it (a Xeon's 300 MB L3: 1.3-1.5× in float32, 1.5-1.9× in bfloat16).
 
     python benchmarks/bench_step_overhead.py | tee benchmarks/results/step_overhead.txt
 
