@@ -19,7 +19,7 @@ continues a 300-byte prompt greedily:
     bandwidth is a 1 GB stream's while a step reads dozens of separate sub-MB matrices, the bandwidth of a cold
     read of one such buffer (machine.cold_read_bandwidth); and a warm bound: the bytes of weights and caches
     (keys and values at the end of the run) a byte reads, over the rate at which this core re-reads a buffer as
-    large as everything the generation reads (machine.warm_read_bandwidth): where that fits the last-level cache
+    large as everything the generation reads (machine.read_bandwidth): where that fits the last-level cache
     (a 300 MB L3), the cache's rate, not memory's, is what the steps can reach;
 (c) per-byte latency over the first and the last 64 bytes of the longest run (flat: within 5 %);
 (d) where a compiled byte's time goes, from one more run with timers around each step and around the graph
@@ -48,7 +48,7 @@ from torch._inductor.output_code import CompiledFxGraph
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import cold_read_bandwidth, machine_line, read_bandwidth, warm_read_bandwidth  # noqa: E402
+from machine import cold_read_bandwidth, machine_line, read_bandwidth  # noqa: E402
 
 from model.analysis.cost import step_weight_bytes, step_weights  # noqa: E402
 from model.baseline import load_baseline  # noqa: E402
@@ -172,11 +172,10 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
     print(f"    the steps read {len(tensors['byte'])} weight tensors every byte and {len(tensors['patch'])} every patch, the "
           f"largest {sizes[-1] / 2**20:.2f} MB, half under {sizes[len(sizes) // 2] / 2**20:.2f} MB; one buffer read cold "
           f"(caches evicted, fp32 sum): {cold}, against {bw / GB:.1f} GB/s for the bound's 1 GB stream")
-    caches = longest["compiled"][-1].cost.kv_bytes  # at the run's end, as its last bytes' attention reads them
-    per_byte = weights["byte"] + sum(caches.values()) - caches[GLOBAL_TRANSFORMER]
-    read = per_byte + (weights["patch"] + caches[GLOBAL_TRANSFORMER]) / patch_size
-    everything = sum(weights.values()) + sum(caches.values())
-    warm = warm_read_bandwidth(everything)
+    with_caches = step_reads(weights, longest["compiled"][-1].cost.kv_bytes)  # the caches at the run's end
+    read = with_caches["byte"] + with_caches["patch"] / patch_size
+    everything = with_caches["byte"] + with_caches["patch"]
+    warm = read_bandwidth(torch.device("cpu"), everything)
     warm_bound = 1000 * read / warm
     print(f"    warm bound: with their caches the steps read {read / 1e6:.1f} MB a byte (a patch's share included); "
           f"everything a generation reads, {everything / 1e6:.1f} MB, fits {'a cache' if warm > 1.2 * bw else 'no cache'}: "
@@ -199,6 +198,14 @@ def blt_section(dtype: torch.dtype, lengths: list[int], bw: float, rounds: int) 
     print(f"    inside the graphs          {in_graphs:7.2f} ms (the kernels and the glue that launches them): {in_graphs / bound:.2f}× the bound")
     print(f"    torch.compile's dispatch   {in_steps - in_graphs:7.2f} ms (guards and dynamo's bytecode: from a step's call to its graph's)")
     print(f"    the generator around steps {whole - in_steps:7.2f} ms (Python, eager ops, sampling)")
+
+
+def step_reads(weights: dict[str, int], kv_bytes: dict[str, int]) -> dict[str, int]:
+    """Bytes a BLT's steps read with their caches (`kv_bytes`, a generation's Cost.kv_bytes: the keys and values
+    attention reads): {"byte": every byte (entropy model, local encoder and decoder), "patch": once per patch
+    (the global transformer's part)}; `weights`: model.analysis.cost.step_weight_bytes."""
+    per_patch = kv_bytes[GLOBAL_TRANSFORMER]
+    return {"byte": weights["byte"] + sum(kv_bytes.values()) - per_patch, "patch": weights["patch"] + per_patch}
 
 
 def blt_run_nocache(blt, n: int) -> tuple[list[int], float]:

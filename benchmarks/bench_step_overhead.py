@@ -35,12 +35,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import machine_line, warm_read_bandwidth  # noqa: E402
+from machine import machine_line, read_bandwidth  # noqa: E402
 
-from bench_decode import PROMPT  # noqa: E402
-from model.analysis.cost import step_weights  # noqa: E402
+from bench_decode import PROMPT, step_reads  # noqa: E402
+from model.analysis.cost import step_weight_bytes  # noqa: E402
 from model.devices import compute_dtype  # noqa: E402
-from model.generate import GLOBAL_TRANSFORMER, CachedBLT, Sampling, _generate_bytes, blt_prompt  # noqa: E402
+from model.generate import CachedBLT, Sampling, _generate_bytes, blt_prompt  # noqa: E402
 from model.layers import KVCache, attend_one, one_position  # noqa: E402
 from model.loading import load_blt  # noqa: E402
 from model.steps import ByteSteps, Step  # noqa: E402
@@ -65,7 +65,7 @@ def microseconds(call: Callable[[], object], evict: bool, repeats: int = 300) ->
 
 def read_speeds() -> None:
     print("(a) read speed of one buffer, summed over and over (GB/s, the best of 5)")
-    print("    " + ", ".join(f"{mb} MB {warm_read_bandwidth(mb << 20) / 1e9:.0f}" for mb in (1, 4, 8, 16, 32, 64, 256)))
+    print("    " + ", ".join(f"{mb} MB {read_bandwidth(CPU, mb << 20) / 1e9:.0f}" for mb in (1, 4, 8, 16, 32, 64, 256)))
 
 
 def call_costs() -> None:
@@ -125,11 +125,11 @@ def warm_steps(dtype: torch.dtype) -> None:
         reader = generate(256)
     us = {name: (1e6 * statistics.median(first), 1e6 * statistics.median(again)) for name, (first, again) in times.items()}
     print(f"    {str(dtype).removeprefix('torch.')}: " + ", ".join(f"{name} {a:.0f} / {b:.0f}" for name, (a, b) in us.items()))
-    weights = sum(t.nbytes for t in step_weights(blt)["byte"])
-    caches = sum(v for k, v in reader.kv_bytes().items() if k != GLOBAL_TRANSFORMER)
+    weights = step_weight_bytes(blt)
+    read = step_reads(weights, reader.kv_bytes())["byte"]
     per_byte = [us[name] for name in ("entropy", "encode", "decode") if name in us]
-    rates = [(weights + caches) / sum(pair[i] for pair in per_byte) / 1e3 for i in (0, 1)]
-    print(f"      a byte's steps read {weights / 1e6:.1f} MB of weights and {caches / 1e6:.1f} MB of caches: "
+    rates = [read / sum(pair[i] for pair in per_byte) / 1e3 for i in (0, 1)]
+    print(f"      a byte's steps read {weights['byte'] / 1e6:.1f} MB of weights and {(read - weights['byte']) / 1e6:.1f} MB of caches: "
           f"{rates[0]:.0f} GB/s as generation calls them, {rates[1]:.0f} GB/s again at once")
 
 

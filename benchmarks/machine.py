@@ -41,13 +41,18 @@ def last_level_cache() -> int:
     return max(sizes, default=32 << 20)
 
 
-def read_bandwidth(device: torch.device) -> float:
-    """Memory read bandwidth in bytes/s: the best of 5 sums over a 1 GB fp32 tensor (far larger than any cache)."""
-    x = torch.ones(1 << 28, device=device)
+def read_bandwidth(device: torch.device, nbytes: int = 1 << 30, repeats: int = 5) -> float:
+    """Read bandwidth in bytes/s: the best of `repeats` sums of one fp32 buffer of `nbytes`, summed over and over.
+    1 GB, far larger than any cache, gives memory's stream; a smaller buffer the rate of whichever cache holds it,
+    as decode steps re-read the same weights and caches byte after byte."""
+    x = torch.ones(nbytes // 4, device=device)
+    x.sum()
     best = math.inf
-    for _ in range(5):
+    for _ in range(repeats):
         start = time.perf_counter()
-        x.sum().item()
+        x.sum()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return x.nbytes / best
 
@@ -61,19 +66,6 @@ def cold_read_bandwidth(nbytes: int, repeats: int = 20) -> float:
     best = math.inf
     for _ in range(repeats):
         evict.sum()
-        start = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - start)
-    return x.nbytes / best
-
-
-def warm_read_bandwidth(nbytes: int, repeats: int = 5) -> float:
-    """Bytes/s of summing one buffer of `nbytes` over and over, the best of `repeats`: the rate of whichever cache
-    holds it (or of memory, where none can), as decode steps re-read the same weights and caches byte after byte."""
-    x = torch.ones(nbytes // 4)
-    x.sum()
-    best = math.inf
-    for _ in range(repeats):
         start = time.perf_counter()
         x.sum()
         best = min(best, time.perf_counter() - start)
