@@ -45,24 +45,21 @@ CPP_WRAPPER = True  # the tests turn it off for most of their small models (test
 
 
 def compile_options(device: torch.device, varying: bool = False) -> dict[str, Any]:
-    """torch.compile's options for a decode step on `device`. On a GPU, CUDA graphs (what mode="reduce-overhead" sets):
-    one launch a step. On a CPU the weights are frozen into the graph, as constants that inductor folds
-    (layers.fused_linear's concatenations) and packs for its own C++ GEMM kernels, which it times against BLAS
-    (max_autotune): a one-row product must read its weights at memory speed, and MKL's do not (on this project's AMD
-    EPYC, bf16: 6 GB/s against inductor's 25-30). Its kernels run on one thread: OpenMP teams gain little on one-row
-    products and lose much outside the main thread, where a server runs generations (on a 2-core EPYC, 256 bytes in
-    a worker thread at 4.5-6.2 ms a byte on two threads, 2.0 on one; 1.7 and 1.9 in the main thread). A step's
-    kernels are launched from C++ (`CPP_WRAPPER`), not from a Python wrapper that calls each through pybind: a hot
-    entropy-model step 450 µs against 490, and in three runs of benchmarks/bench_decode.py the Python wrapper's
-    bytes 2-7 % slower in float32 (in bfloat16 10 and 25 % slower in two, 10 % faster in the third; on a 2-core Xeon
-    with AMX, bfloat16, 3-26 % slower in all 8 alternating rounds of one process, 7 % at the median), for a compile
-    7 % longer (the shipped BLT: 100 to 107 s) but twice as long for tiny test models. The wrapper checks no sizes,
-    strides or alignments: dynamo's guards have checked the inputs. Freezing is decided while dynamo traces, outside
-    any options passed to torch.compile, so those are set in inductor's config for the whole process
-    (`CPU_INDUCTOR`); nothing else here compiles. A `varying` step (a patch's byte count) uses inductor's own GEMMs
-    only: oneDNN, chosen by timing at the first call's count, built a new primitive for every count (164 µs a patch
-    for 0.5 MB of weights). The timings are not printed: inductor wrote 13-17 tables of them to stderr for the
-    shipped BLT, into the terminal of anyone running the app, and a deprecation warning of its own while timing."""
+    """torch.compile's options for a decode step on `device`. On a GPU, CUDA graphs (what mode="reduce-overhead"
+    sets): one launch a step. On a CPU:
+    - the weights are frozen into the graph as constants, which inductor folds (layers.fused_linear's
+      concatenations) and packs for its own C++ GEMMs, timed against BLAS (max_autotune): a one-row product must
+      read its weights at memory speed, and MKL's do not (AMD EPYC, bf16: 6 GB/s against inductor's 25-30);
+    - one thread: OpenMP teams gain little on one-row products and lose much outside the main thread, where a
+      server runs generations (2-core EPYC, in a worker thread: 4.5-6.2 ms a byte on two threads, 2.0 on one);
+    - kernels launched from C++ (`CPP_WRAPPER`) with no size, stride or alignment checks, which dynamo's guards
+      have made: a Python wrapper's bytes were slower in 13 of 14 comparisons on two CPUs (by 7 % at the median
+      of 8 on the Xeon), for a compile 7 % longer on the shipped BLT but twice as long on tiny test models;
+    - a `varying` step (a patch's byte count) uses inductor's GEMMs only: oneDNN, chosen by timing at the first
+      count, built a primitive for every count (164 µs a patch for 0.5 MB of weights).
+    Freezing is read while dynamo traces, outside torch.compile's options, so `CPU_INDUCTOR` goes into inductor's
+    config for the whole process (nothing else here compiles). Autotuning's tables and a deprecation warning of
+    inductor's own are silenced: they went to the terminal of anyone running the app."""
     if device.type == "cuda":
         return {"triton.cudagraphs": True}
     for key, value in CPU_INDUCTOR.items():
