@@ -40,10 +40,10 @@ from machine import machine_line, read_bandwidth  # noqa: E402
 from bench_decode import PROMPT, step_reads  # noqa: E402
 from model.analysis.cost import step_weight_bytes  # noqa: E402
 from model.devices import compute_dtype  # noqa: E402
-from model.generate import CachedBLT, Sampling, _generate_bytes, blt_prompt  # noqa: E402
+from model.generate import generate  # noqa: E402
 from model.layers import KVCache, attend_one, one_position  # noqa: E402
 from model.loading import load_blt  # noqa: E402
-from model.steps import ByteSteps, Step  # noqa: E402
+from model.steps import Step, byte_steps  # noqa: E402
 
 CPU = torch.device("cpu")
 EVICT = torch.ones(6 << 20)  # 24 MB
@@ -99,7 +99,7 @@ def attention_costs() -> None:
 def warm_steps(dtype: torch.dtype) -> None:
     """(d) for one dtype: the shipped BLT's steps as generation calls them, and again at once."""
     blt = load_blt(dtype=dtype)
-    steps = ByteSteps(blt, compile=True)
+    steps = byte_steps(blt, compile=True)  # the ones generate(compile=True) calls
     names = {id(step): name for name, step in vars(steps).items() if isinstance(step, Step)}
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in names.values()}
     call = Step.__call__
@@ -114,19 +114,13 @@ def warm_steps(dtype: torch.dtype) -> None:
         again.append(time.perf_counter() - middle)
         return out
 
-    def generate(n: int) -> CachedBLT:
-        reader = CachedBLT(blt, steps=steps)
-        for _ in _generate_bytes(reader, blt_prompt(PROMPT), n, Sampling(), 0):
-            pass
-        return reader
-
-    generate(64)  # compiles
+    list(generate(blt, PROMPT, 64, compile=True))  # compiles
     with patch.object(Step, "__call__", twice):
-        reader = generate(256)
+        events = list(generate(blt, PROMPT, 256, compile=True))
     us = {name: (1e6 * statistics.median(first), 1e6 * statistics.median(again)) for name, (first, again) in times.items()}
     print(f"    {str(dtype).removeprefix('torch.')}: " + ", ".join(f"{name} {a:.0f} / {b:.0f}" for name, (a, b) in us.items()))
     weights = step_weight_bytes(blt)
-    read = step_reads(weights, reader.kv_bytes())["byte"]
+    read = step_reads(weights, events[-1].cost.kv_bytes)["byte"]  # the caches at the run's end
     per_byte = [us[name] for name in ("entropy", "encode", "decode") if name in us]
     rates = [read / sum(pair[i] for pair in per_byte) / 1e3 for i in (0, 1)]
     print(f"      a byte's steps read {weights['byte'] / 1e6:.1f} MB of weights and {(read - weights['byte']) / 1e6:.1f} MB of caches: "
